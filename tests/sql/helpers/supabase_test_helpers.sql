@@ -1,0 +1,81 @@
+-- Test helpers in the style of supabase-test-helpers: create users and act as them the way
+-- PostgREST does (role plus request.jwt.claims, both transaction-local).
+-- Loaded into test databases only, never by a migration.
+
+create schema tests;
+grant usage on schema tests to anon, authenticated, service_role;
+
+-- A user whose token carries p_organization_id in app_metadata (as a custom claims hook would).
+create function tests.create_user(p_email text, p_organization_id uuid default null)
+returns uuid
+language sql
+as $$
+  insert into auth.users (email, raw_app_meta_data)
+  values (p_email, case when p_organization_id is null then '{}'::jsonb
+                        else jsonb_build_object('organization_id', p_organization_id) end)
+  returning id
+$$;
+
+create function tests.create_organization(p_name text, p_llm_configuration jsonb default null)
+returns uuid
+language sql
+as $$
+  insert into public.organizations (name, llm_configuration) values (p_name, p_llm_configuration) returning id
+$$;
+
+create function tests.add_member(p_organization_id uuid, p_user_id uuid, p_role text)
+returns void
+language sql
+as $$
+  insert into public.organization_members (organization_id, user_id, role) values (p_organization_id, p_user_id, p_role)
+$$;
+
+-- Claims as Supabase Auth issues them; user_metadata is editable by the user and must never count.
+create function tests.authenticate_as(p_user_id uuid, p_user_metadata jsonb default '{}')
+returns void
+language plpgsql
+as $$
+declare
+  v_user auth.users;
+begin
+  select * into v_user from auth.users where id = p_user_id;
+  perform set_config('role', 'authenticated', true);
+  perform set_config('request.jwt.claims', jsonb_build_object(
+    'sub', v_user.id, 'role', 'authenticated', 'aud', 'authenticated', 'email', v_user.email,
+    'app_metadata', v_user.raw_app_meta_data, 'user_metadata', p_user_metadata
+  )::text, true);
+end
+$$;
+
+create function tests.authenticate_as_anon()
+returns void
+language plpgsql
+as $$
+begin
+  perform set_config('role', 'anon', true);
+  perform set_config('request.jwt.claims', '{"role": "anon"}', true);
+end
+$$;
+
+create function tests.authenticate_as_service_role()
+returns void
+language plpgsql
+as $$
+begin
+  perform set_config('role', 'service_role', true);
+  perform set_config('request.jwt.claims', '{"role": "service_role"}', true);
+end
+$$;
+
+-- Back to the migration owner (postgres), with no claims.
+create function tests.clear_authentication()
+returns void
+language plpgsql
+as $$
+begin
+  perform set_config('role', 'postgres', true);
+  perform set_config('request.jwt.claims', '', true);
+end
+$$;
+
+grant execute on all functions in schema tests to anon, authenticated, service_role;
