@@ -1,0 +1,75 @@
+"""The gateway's single exception hierarchy.
+
+Every error the gateway raises on purpose is a `GatewayError`; the HTTP layer maps
+`status` and `code` to the response, and `message` is safe to show to the caller
+(it never carries secrets or request headers).
+"""
+
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(GatewayError):
+    status = 400
+    code = "bad_request"
+
+
+class UnsupportedSetting(GatewayError):
+    status = 422
+    code = "unsupported_setting"
+
+
+class AuthError(GatewayError):
+    status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(GatewayError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    code = "not_found"
+
+
+class ProviderError(GatewayError):
+    """The upstream LLM provider failed or answered with something unusable."""
+
+    status = 502
+    code = "provider_error"
+
+
+# The two below subclass ProviderError so callers can catch every upstream failure
+# at once (e.g. to try another provider) while still exposing their own status.
+class ProviderRateLimited(ProviderError):
+    status = 429
+    code = "provider_rate_limited"
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderTimeout(ProviderError):
+    status = 504
+    code = "provider_timeout"
+
+
+class DatabaseUnavailable(GatewayError):
+    status = 503
+    code = "database_unavailable"
+
+
+class ConfigError(GatewayError):
+    status = 503
+    code = "llm_not_configured"

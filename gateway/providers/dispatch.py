@@ -1,0 +1,207 @@
+"""The provider registry and `complete`, the one function that talks to providers."""
+
+import email.utils
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import httpx
+
+from gateway.errors import (
+    BadRequest,
+    ConfigError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    UnsupportedSetting,
+)
+from gateway.providers import anthropic, google, openai_compatible
+from gateway.providers.types import Adapter, Completion, CompletionRequest, Setting
+
+ADAPTERS: Mapping[str, Adapter] = {
+    "anthropic": anthropic.ADAPTER,
+    "openai": openai_compatible.OPENAI,
+    "mistral": openai_compatible.MISTRAL,
+    "google": google.ADAPTER,
+    "meta": openai_compatible.META,
+}
+PROVIDERS: tuple[str, ...] = tuple(ADAPTERS)
+DEFAULT_BASE_URLS: Mapping[str, str] = {
+    "anthropic": "https://api.anthropic.com",
+    "openai": "https://api.openai.com/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "google": "https://generativelanguage.googleapis.com/v1beta",
+    "meta": "https://api.llama.com/compat/v1",
+}
+
+REDACTED = "[redacted]"
+_MAX_DETAIL = 500
+# Providers echo keys partly masked ("sk-proj-****...6XcA") or cut; any token sharing
+# this many consecutive characters with the key, or masked with asterisks, is removed.
+_KEY_FRAGMENT = 8
+_TOKEN = re.compile(r"[^\s\"'`,;()\[\]{}<>]+")
+_MASKED = "***"
+_PARSE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+_NOT_JSON = object()
+
+
+async def complete(
+    client: httpx.AsyncClient, provider: str, base_url: str, api_key: str, request: CompletionRequest
+) -> Completion:
+    """Run one chat completion on `provider`, using the client's own timeouts.
+
+    Everything is validated before any I/O. Raises ConfigError, BadRequest,
+    UnsupportedSetting, ProviderError, ProviderRateLimited or ProviderTimeout, and
+    nothing else; no message carries the API key or any request header.
+    """
+    adapter = ADAPTERS.get(provider)
+    if adapter is None:
+        raise ConfigError(f"unknown LLM provider {provider!r}")
+    if not api_key:
+        raise ConfigError(f"{provider}: no API key configured")
+    _check_request(request)
+    params = _params(provider, adapter.settings, request.settings)
+    wire = adapter.build(base_url.rstrip("/"), api_key, request, params)
+    try:
+        response = await client.post(wire.url, headers=dict(wire.headers), json=wire.body)
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeout(f"{provider}: request timed out ({type(exc).__name__})") from exc
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise ConfigError(f"{provider}: invalid base URL") from exc
+    # httpx-aiohttp lets some aiohttp errors through unmapped (e.g. a malformed status line).
+    except (httpx.HTTPError, aiohttp.ClientError) as exc:
+        raise ProviderError(f"{provider}: request failed ({type(exc).__name__})") from exc
+
+    body = _read_json(response.content)
+    if response.is_success:
+        if body is _NOT_JSON:
+            raise ProviderError(f"{provider}: response is not JSON (HTTP {response.status_code})")
+        try:
+            return adapter.parse(body, request.model)
+        except _PARSE_ERRORS as exc:
+            raise ProviderError(_message(provider, f"unexpected response: {_explain(exc)}", api_key)) from None
+
+    detail = None if body is _NOT_JSON else adapter.error_message(body)
+    status = response.status_code
+    message = _message(provider, f"{detail or response.reason_phrase or 'error'} (HTTP {status})", api_key)
+    if status == 429:
+        retry_after = _parse_retry_after(response.headers.get("retry-after"))
+        if retry_after is None and adapter.retry_after is not None and body is not _NOT_JSON:
+            retry_after = adapter.retry_after(body)
+        raise ProviderRateLimited(message, retry_after)
+    raise ProviderError(message)
+
+
+def _check_request(request: CompletionRequest) -> None:
+    if not isinstance(request.model, str) or not request.model.strip():
+        raise BadRequest("a model is required")
+    if not request.messages:
+        raise BadRequest("at least one message is required")
+    for message in request.messages:
+        if message.role not in ("user", "assistant"):
+            raise BadRequest(f"message role must be 'user' or 'assistant', got {message.role!r}")
+        # Providers reject empty or whitespace-only turns; catching it here keeps it a 400.
+        if not isinstance(message.content, str) or not message.content.strip():
+            raise BadRequest("message content must be a non-empty string")
+    if request.system is not None and not isinstance(request.system, str):
+        raise BadRequest("system prompt must be a string")
+    if not isinstance(request.settings, Mapping):
+        raise BadRequest("settings must be an object")
+
+
+def _params(provider: str, specs: Mapping[str, Setting], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate settings against the provider and rename them to its parameter names."""
+    params: dict[str, Any] = {}
+    for name, value in settings.items():
+        if value is None:
+            continue
+        spec = specs.get(name)
+        if spec is None:
+            raise UnsupportedSetting(f"{provider} does not support the setting {name!r}")
+        params[spec.wire] = _checked(provider, name, spec, value)
+    return params
+
+
+def _checked(provider: str, name: str, spec: Setting, value: Any) -> Any:
+    if spec.kind == "stop":
+        stops = [value] if isinstance(value, str) else value
+        if not isinstance(stops, list | tuple) or not stops or not all(isinstance(s, str) and s for s in stops):
+            raise BadRequest(f"setting {name!r} must be a non-empty string or list of non-empty strings")
+        if spec.max_items is not None and len(stops) > spec.max_items:
+            raise UnsupportedSetting(f"{provider} accepts at most {spec.max_items} stop sequences, got {len(stops)}")
+        return list(stops)
+    integer = spec.kind == "integer"
+    # bool is an int subclass, and JSON true is not a number.
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        raise BadRequest(f"setting {name!r} must be {'an integer' if integer else 'a number'}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest(f"setting {name!r} must be a finite number")
+    too_low = spec.minimum is not None and value < spec.minimum
+    too_high = spec.maximum is not None and (value >= spec.maximum if spec.maximum_exclusive else value > spec.maximum)
+    if too_low or too_high:
+        raise UnsupportedSetting(f"{provider} accepts {name} {_describe_range(spec)}, got {value}")
+    return value
+
+
+def _describe_range(spec: Setting) -> str:
+    def show(bound: float) -> str:
+        return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+    bounds = []
+    if spec.minimum is not None:
+        bounds.append(f"at least {show(spec.minimum)}")
+    if spec.maximum is not None:
+        bounds.append(f"{'below' if spec.maximum_exclusive else 'at most'} {show(spec.maximum)}")
+    return " and ".join(bounds)
+
+
+def _read_json(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:  # includes JSONDecodeError and UnicodeDecodeError
+        return _NOT_JSON
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}" if exc.args else "missing field"
+    return str(exc) or type(exc).__name__
+
+
+def _message(provider: str, detail: str, api_key: str) -> str:
+    return f"{provider}: {_scrub(detail, api_key)[:_MAX_DETAIL]}"
+
+
+def _scrub(text: str, api_key: str) -> str:
+    text = text.replace(api_key, REDACTED)
+    fragments = {api_key[i : i + _KEY_FRAGMENT] for i in range(len(api_key) - _KEY_FRAGMENT + 1)}
+
+    def redact(match: re.Match[str]) -> str:
+        token = match.group()
+        leaks = _MASKED in token or any(
+            token[i : i + _KEY_FRAGMENT] in fragments for i in range(len(token) - _KEY_FRAGMENT + 1)
+        )
+        return REDACTED if leaks else token
+
+    return _TOKEN.sub(redact, text)
+
+
+def _parse_retry_after(value: str | None) -> int | None:
+    """Seconds to wait from a retry-after header: delay-seconds or an HTTP-date."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0, math.ceil((when - datetime.now(UTC)).total_seconds()))
+    return math.ceil(seconds) if math.isfinite(seconds) and seconds >= 0 else None
