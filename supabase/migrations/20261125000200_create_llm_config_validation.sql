@@ -20,9 +20,10 @@ begin
   case jsonb_typeof(p_value)
     when 'object' then
       for v_key, v_child in select e.key, e.value from jsonb_each(p_value) as e loop
-        -- camelCase to snake_case first, so apiKey and accessToken match like api_key does.
+        -- camelCase to snake_case first, so apiKey and accessToken match like api_key does;
+        -- token stays singular so max_tokens is allowed.
         if lower(regexp_replace(v_key, '([a-z0-9])([A-Z])', '\1_\2', 'g'))
-           ~ '(^|[^a-z0-9])(api[_-]?key|secret|token|password|passwd|credentials?|private[_-]?key|access[_-]?key|authorization|bearer)([^a-z0-9]|$)'
+           ~ '(^|[^a-z0-9])(api[_-]?keys?|secrets?|token|passwords?|passwd|credentials?|private[_-]?keys?|access[_-]?keys?|authorization|bearer)([^a-z0-9]|$)'
         then
           raise exception using
             errcode = '22023',
@@ -36,7 +37,7 @@ begin
         perform private.assert_no_credentials(p_value -> v_index, format('%s[%s]', p_path, v_index));
       end loop;
     when 'string' then
-      if (p_value #>> '{}') ~ '^(sk-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,})' then
+      if (p_value #>> '{}') ~ '(^|[^A-Za-z0-9_-])(sk-[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,})' then
         raise exception using
           errcode = '22023',
           message = format('%s: value looks like an API key', p_path),
