@@ -1,0 +1,234 @@
+-- Structure and privileges of everything the product puts in public (and the private helpers
+-- behind it): tables and columns, the catalog's uniqueness rules, RLS on every table, and the
+-- exact grants each API role holds, which must not depend on the project's default privileges.
+begin;
+select plan(64);
+
+-- Tables and columns ----------------------------------------------------------------------------
+
+select has_table('public', t.name, format('table public.%s exists', t.name))
+from unnest(array[
+  'organizations', 'organization_members', 'processors', 'runs', 'llm_global_settings', 'llm_usage_logs'
+]) as t (name);
+
+select tables_are('public', array[
+  'organizations', 'organization_members', 'processors', 'runs', 'llm_global_settings', 'llm_usage_logs'
+], 'public holds exactly the product''s six tables');
+
+select columns_are('public', 'organizations',
+  array['id', 'name', 'llm_configuration', 'created_at', 'updated_at'],
+  'organizations has exactly its documented columns');
+select columns_are('public', 'organization_members',
+  array['organization_id', 'user_id', 'role', 'created_at'],
+  'organization_members has exactly its documented columns');
+select columns_are('public', 'processors',
+  array['id', 'organization_id', 'name', 'configuration', 'created_at', 'updated_at'],
+  'processors has exactly its documented columns');
+select columns_are('public', 'runs',
+  array['id', 'organization_id', 'processor_id', 'status', 'created_at'],
+  'runs has exactly its documented columns');
+select columns_are('public', 'llm_global_settings',
+  array['id', 'provider', 'model_name', 'display_name', 'model_category', 'is_default', 'is_active',
+        'configuration', 'capabilities', 'cost_per_million_input_tokens', 'cost_per_million_output_tokens',
+        'cost_per_million_cache_read_tokens', 'cost_per_million_cache_write_tokens', 'created_at', 'updated_at'],
+  'llm_global_settings has exactly its documented columns');
+select columns_are('public', 'llm_usage_logs',
+  array['id', 'organization_id', 'processor_id', 'run_id', 'user_id', 'operation_id', 'provider', 'model_name',
+        'input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'estimated_cost',
+        'response_time_ms', 'error_message', 'created_at'],
+  'llm_usage_logs has exactly its documented columns');
+
+select functions_are('public', array[
+  'store_org_api_key', 'delete_org_api_key', 'list_org_api_keys', 'get_org_api_key',
+  'get_effective_llm_config', 'get_effective_llm_config_for_org'
+], 'public exposes exactly the six API functions');
+
+-- The model catalog -----------------------------------------------------------------------------
+
+select col_is_unique('public', 'llm_global_settings', array['provider', 'model_name'],
+  'a model is listed once per provider');
+
+select throws_ok(
+  $$insert into public.llm_global_settings (provider, model_name, display_name)
+    values ('openai', 'schema-test-duplicate', 'Duplicate'), ('openai', 'schema-test-duplicate', 'Duplicate again')$$,
+  '23505', null,
+  'a second catalog row for the same provider and model is rejected'
+);
+
+-- Two defaults in one statement: rejected whether or not the seed already has one.
+select throws_ok(
+  $$insert into public.llm_global_settings (provider, model_name, display_name, is_default)
+    values ('openai', 'schema-test-default-1', 'Default 1', true), ('openai', 'schema-test-default-2', 'Default 2', true)$$,
+  '23505', null,
+  'the catalog holds at most one default model'
+);
+
+-- Usage rows are billing records: they outlive the rows they point at.
+select results_eq(
+  $$select format('%s on delete %s', a.attname collate "default",
+                  case c.confdeltype when 'n' then 'set null' when 'c' then 'cascade' else 'restrict or no action' end)
+    from pg_catalog.pg_constraint as c
+    join pg_catalog.pg_attribute as a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
+    where c.conrelid = 'public.llm_usage_logs'::regclass and c.contype = 'f'
+    order by 1$$,
+  array['organization_id on delete set null', 'processor_id on delete set null',
+        'run_id on delete set null', 'user_id on delete set null'],
+  'every foreign key of llm_usage_logs is on delete set null'
+);
+
+-- Row level security ----------------------------------------------------------------------------
+
+select is_empty(
+  $$select c.relname from pg_catalog.pg_class as c
+    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p') and not c.relrowsecurity$$,
+  'row level security is enabled on every table in public'
+);
+
+-- Privileges: schemas ---------------------------------------------------------------------------
+
+select schema_privs_are('private', 'anon', array[]::text[], 'anon cannot look up anything in private');
+select schema_privs_are('private', 'authenticated', array['USAGE'],
+  'signed-in users may use private (policies call its helpers as them)');
+select schema_privs_are('private', 'service_role', array['USAGE'], 'the service role may use private');
+
+-- Privileges: tables (exactly the migrations' grants, under either default-privilege behaviour) --
+
+select table_privs_are('public', t.name, t.role, t.privs,
+  case when t.privs = '{}' then format('%s has no privilege on public.%s', t.role, t.name)
+       else format('%s has exactly %s on public.%s', t.role, array_to_string(t.privs, ', '), t.name) end)
+from (values
+  ('organizations', 'anon', '{}'::text[]),
+  ('organizations', 'authenticated', '{SELECT}'),
+  ('organizations', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}'),
+  ('organization_members', 'anon', '{}'),
+  ('organization_members', 'authenticated', '{SELECT,INSERT,DELETE}'),
+  ('organization_members', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}'),
+  ('processors', 'anon', '{}'),
+  ('processors', 'authenticated', '{SELECT,INSERT,DELETE}'),
+  ('processors', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}'),
+  ('runs', 'anon', '{}'),
+  ('runs', 'authenticated', '{SELECT}'),
+  ('runs', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}'),
+  ('llm_global_settings', 'anon', '{}'),
+  ('llm_global_settings', 'authenticated', '{SELECT}'),
+  ('llm_global_settings', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}'),
+  ('llm_usage_logs', 'anon', '{}'),
+  ('llm_usage_logs', 'authenticated', '{SELECT}'),
+  ('llm_usage_logs', 'service_role', '{SELECT,INSERT}')
+) as t (name, role, privs);
+
+-- Column grants: table_privs_are does not see them.
+select set_eq(
+  $$select c.relname::text, a.attname::text
+    from pg_catalog.pg_class as c
+    join pg_catalog.pg_attribute as a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+    where c.relnamespace = 'public'::regnamespace and c.relkind = 'r'
+      and pg_catalog.has_column_privilege('authenticated', c.oid, a.attnum, 'UPDATE')$$,
+  $$values ('organizations', 'name'), ('organizations', 'llm_configuration'),
+           ('organization_members', 'role'),
+           ('processors', 'name'), ('processors', 'configuration')$$,
+  'signed-in users may update exactly these columns (RLS then picks the rows)'
+);
+
+select is_empty(
+  $$select c.relname from pg_catalog.pg_class as c
+    where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')
+      and (pg_catalog.has_any_column_privilege('anon', c.oid, 'SELECT')
+           or pg_catalog.has_any_column_privilege('anon', c.oid, 'INSERT')
+           or pg_catalog.has_any_column_privilege('anon', c.oid, 'UPDATE'))$$,
+  'anon holds no privilege on any column of any relation in public'
+);
+
+-- Privileges: functions -------------------------------------------------------------------------
+
+select function_privs_are('public', f.name, f.args, f.role, f.privs,
+  case when f.privs = '{}' then format('%s cannot execute public.%s', f.role, f.name)
+       else format('%s can execute public.%s', f.role, f.name) end)
+from (values
+  ('store_org_api_key', '{uuid,text,text}'::text[], 'anon', '{}'::text[]),
+  ('store_org_api_key', '{uuid,text,text}', 'authenticated', '{EXECUTE}'),
+  ('store_org_api_key', '{uuid,text,text}', 'service_role', '{EXECUTE}'),
+  ('delete_org_api_key', '{uuid,text}', 'anon', '{}'),
+  ('delete_org_api_key', '{uuid,text}', 'authenticated', '{EXECUTE}'),
+  ('delete_org_api_key', '{uuid,text}', 'service_role', '{EXECUTE}'),
+  ('list_org_api_keys', '{uuid}', 'anon', '{}'),
+  ('list_org_api_keys', '{uuid}', 'authenticated', '{EXECUTE}'),
+  ('list_org_api_keys', '{uuid}', 'service_role', '{EXECUTE}'),
+  ('get_org_api_key', '{uuid,text}', 'anon', '{}'),
+  ('get_org_api_key', '{uuid,text}', 'authenticated', '{}'),
+  ('get_org_api_key', '{uuid,text}', 'service_role', '{EXECUTE}'),
+  ('get_effective_llm_config', '{uuid}', 'anon', '{}'),
+  ('get_effective_llm_config', '{uuid}', 'authenticated', '{EXECUTE}'),
+  ('get_effective_llm_config', '{uuid}', 'service_role', '{}'),
+  ('get_effective_llm_config_for_org', '{uuid,uuid}', 'anon', '{}'),
+  ('get_effective_llm_config_for_org', '{uuid,uuid}', 'authenticated', '{}'),
+  ('get_effective_llm_config_for_org', '{uuid,uuid}', 'service_role', '{EXECUTE}')
+) as f (name, args, role, privs);
+
+-- Helpers in private: which API roles may execute each (PUBLIC's default EXECUTE revoked everywhere).
+select results_eq(
+  $$select p.proname::text collate "default",
+           array(select r from unnest(array['anon', 'authenticated', 'service_role']) as r
+                 where pg_catalog.has_function_privilege(r, p.oid, 'EXECUTE'))
+    from pg_catalog.pg_proc as p
+    where p.pronamespace = 'private'::regnamespace
+    order by 1$$,
+  $$values
+    ('assert_can_manage_org_api_keys', '{}'::text[]),
+    ('assert_llm_provider', '{service_role}'),
+    ('assert_no_credentials', '{authenticated,service_role}'),
+    ('assert_valid_llm_configuration', '{authenticated,service_role}'),
+    ('assert_valid_llm_settings', '{authenticated,service_role}'),
+    ('assert_valid_processor_configuration', '{authenticated,service_role}'),
+    ('can_manage_org_api_keys', '{}'),
+    ('current_org_id', '{authenticated,service_role}'),
+    ('current_org_role', '{authenticated,service_role}'),
+    ('delete_org_api_key', '{authenticated,service_role}'),
+    ('delete_org_api_keys_of_deleted_organization', '{}'),
+    ('has_org_api_key', '{authenticated,service_role}'),
+    ('list_org_api_keys', '{authenticated,service_role}'),
+    ('llm_providers', '{authenticated,service_role}'),
+    ('org_api_key_secret_name', '{service_role}'),
+    ('resolve_llm_config', '{authenticated,service_role}'),
+    ('set_updated_at', '{}'),
+    ('set_usage_estimated_cost', '{}'),
+    ('store_org_api_key', '{authenticated,service_role}'),
+    ('validate_llm_global_settings', '{}'),
+    ('validate_organization_llm_configuration', '{}'),
+    ('validate_processor_configuration', '{}')$$,
+  'each private helper is executable by exactly the API roles that need it'
+);
+
+-- Security definer functions --------------------------------------------------------------------
+
+select is_empty(
+  $$select p.oid::regprocedure from pg_catalog.pg_proc as p
+    where p.pronamespace = 'public'::regnamespace and p.prosecdef$$,
+  'public holds no security definer function'
+);
+
+select results_eq(
+  $$select p.oid::regprocedure::text from pg_catalog.pg_proc as p
+    where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace) and p.prosecdef
+    order by 1$$,
+  array[
+    'private.current_org_id()',
+    'private.current_org_role()',
+    'private.delete_org_api_key(uuid,text)',
+    'private.delete_org_api_keys_of_deleted_organization()',
+    'private.has_org_api_key(uuid,text)',
+    'private.list_org_api_keys(uuid)',
+    'private.store_org_api_key(uuid,text,text)'
+  ],
+  'security definer is used by exactly the deliberate private helpers'
+);
+
+select is_empty(
+  $$select p.oid::regprocedure from pg_catalog.pg_proc as p
+    where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace) and p.prosecdef
+      and not coalesce('search_path=""' = any (p.proconfig), false)$$,
+  'every security definer function in public and private sets search_path to the empty string'
+);
+
+select * from finish();
+rollback;
