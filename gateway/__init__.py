@@ -1,0 +1,1 @@
+"""The LLM gateway: the plan's edge functions as one Litestar service."""

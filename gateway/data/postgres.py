@@ -1,0 +1,161 @@
+"""DataAccess straight to Postgres through a psycopg async pool (`DATABASE_URL`).
+
+Safe behind Supabase's transaction-mode pooler (Supavisor/PgBouncer): nothing is prepared
+server-side and every call is a single transaction that sets its own role and JWT claims
+(transaction-local, as PostgREST does), so no session state outlives it.
+
+Most calls are one round trip: the role prelude and the function call travel as one
+multi-statement simple query (client-side parameter binding), which PostgreSQL runs as one
+implicit transaction: an error anywhere rolls back all of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, Final
+
+import psycopg
+from psycopg import AsyncClientCursor
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from gateway.data.errors import database_error, unavailable
+from gateway.data.types import Caller, EffectiveConfig, KeyInfo, UsageRecord
+from gateway.errors import GatewayError
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
+
+# Parameters 1 and 2 of every call: the JWT claims and the statement timeout.
+_PRELUDE: Final[dict[str, str]] = {
+    role: f"set local role {role}; "
+    "select set_config('request.jwt.claims', %s, true), set_config('statement_timeout', %s, true); "
+    for role in ("authenticated", "service_role")
+}
+_SERVICE_CLAIMS: Final = json.dumps({"role": "service_role"})
+_USAGE_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UsageRecord))
+_INSERT_USAGE: Final = (
+    f"insert into public.llm_usage_logs ({', '.join(_USAGE_COLUMNS)}) "
+    f"values ({', '.join(['%s'] * len(_USAGE_COLUMNS))}) returning estimated_cost"
+)
+
+
+class PostgresDataAccess:
+    """Build with `await PostgresDataAccess.connect(database_url)`; `await close()` at shutdown."""
+
+    def __init__(self, pool: Pool, *, statement_timeout_ms: int = 5000) -> None:
+        self.pool = pool
+        self._statement_timeout = f"{statement_timeout_ms}ms"
+
+    @classmethod
+    async def connect(
+        cls,
+        database_url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        pool_timeout: float = 5.0,
+        connect_timeout: int = 5,
+        statement_timeout_ms: int = 5000,
+    ) -> PostgresDataAccess:
+        """Open the pool without waiting for the database, so the app starts (and /ready says
+        503) while it is down. `pool_timeout` bounds the wait for a connection in each call."""
+        pool: Pool = AsyncConnectionPool(
+            database_url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=pool_timeout,
+            open=False,
+            name="gateway",
+            # prepare_threshold=None: a transaction-mode pooler may hand each transaction to a
+            # different server connection, where a prepared statement would not exist.
+            kwargs={"autocommit": True, "prepare_threshold": None, "connect_timeout": connect_timeout},
+        )
+        await pool.open(wait=False)
+        return cls(pool, statement_timeout_ms=statement_timeout_ms)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def ping(self) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute("select 1")
+        except psycopg.Error as exc:
+            raise _mapped(exc) from exc
+
+    async def effective_config(
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+    ) -> EffectiveConfig:
+        """A signed-in caller's organization comes from its token (the database's check);
+        `organization_id` is used for the service role only."""
+        if caller.role == "service_role":
+            rows = await self._call(
+                caller, "select public.get_effective_llm_config_for_org(%s, %s)", (organization_id, processor_id)
+            )
+        else:
+            rows = await self._call(caller, "select public.get_effective_llm_config(%s)", (processor_id,))
+        return EffectiveConfig(**rows[0][0])
+
+    async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
+        rows = await self._run(
+            "service_role", _SERVICE_CLAIMS, "select public.get_org_api_key(%s, %s)", (organization_id, provider)
+        )
+        key: str | None = rows[0][0]
+        return key
+
+    async def record_usage(self, record: UsageRecord) -> float | None:
+        values = tuple(getattr(record, column) for column in _USAGE_COLUMNS)
+        rows = await self._run("service_role", _SERVICE_CLAIMS, _INSERT_USAGE, values)
+        cost: Decimal | None = rows[0][0]
+        return None if cost is None else float(cost)
+
+    async def store_key(self, caller: Caller, organization_id: uuid.UUID, provider: str, api_key: str) -> None:
+        # The key is bound server-side (extended protocol), never spliced into the query text,
+        # so a failing call cannot put it in the server log; that costs BEGIN + 2 + COMMIT round
+        # trips, fine for an admin action.
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await AsyncClientCursor(conn).execute(_PRELUDE[caller.role], (_claims(caller), self._statement_timeout))
+                await conn.execute("select public.store_org_api_key(%s, %s, %s)", (organization_id, provider, api_key))
+        except psycopg.Error as exc:
+            raise _mapped(exc, secret=api_key) from None
+
+    async def delete_key(self, caller: Caller, organization_id: uuid.UUID, provider: str) -> bool:
+        rows = await self._call(caller, "select public.delete_org_api_key(%s, %s)", (organization_id, provider))
+        return bool(rows[0][0])
+
+    async def list_keys(self, caller: Caller, organization_id: uuid.UUID) -> list[KeyInfo]:
+        rows = await self._call(
+            caller, "select provider, key_hint, updated_at from public.list_org_api_keys(%s)", (organization_id,)
+        )
+        return [KeyInfo(provider, key_hint, updated_at) for provider, key_hint, updated_at in rows]
+
+    async def _call(self, caller: Caller, query: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        return await self._run(caller.role, _claims(caller), query, params)
+
+    async def _run(self, role: str, claims: str, query: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        """One round trip, one transaction: prelude + `query`; the rows of `query`."""
+        try:
+            async with self.pool.connection() as conn, AsyncClientCursor(conn) as cur:
+                await cur.execute(_PRELUDE[role] + query, (claims, self._statement_timeout, *params))
+                while cur.nextset():
+                    pass
+                return await cur.fetchall()
+        except psycopg.Error as exc:
+            raise _mapped(exc) from exc
+
+
+def _claims(caller: Caller) -> str:
+    # PostgREST's claims are the JWT payload, whose `role` chose the role; keep them in step.
+    return json.dumps({**caller.claims, "role": caller.role})
+
+
+def _mapped(exc: psycopg.Error, *, secret: str | None = None) -> GatewayError:
+    # No SQLSTATE: the connection failed or broke (PoolTimeout included).
+    if exc.sqlstate is None and isinstance(exc, psycopg.OperationalError):
+        return unavailable()
+    return database_error(exc.sqlstate, exc.diag.message_primary, exc.diag.message_hint, secret=secret)

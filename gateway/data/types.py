@@ -1,0 +1,109 @@
+"""The database contract the gateway needs, independent of how it reaches the database.
+
+Every method maps database errors to the gateway's exceptions the same way in every adapter:
+SQLSTATE 42501 → ForbiddenError, P0002 → NotFoundError, 22023/22P02/22004 → BadRequest,
+PT503 → ConfigError, connection failure or timeout → DatabaseUnavailable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A verified token's identity. The database sees exactly these claims."""
+
+    role: Literal["authenticated", "service_role"]
+    claims: dict[str, Any]
+    # The raw token, forwarded as-is by adapters that speak to PostgREST.
+    token: str = field(repr=False)
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        sub = self.claims.get("sub")
+        return uuid.UUID(sub) if isinstance(sub, str) else None
+
+    @property
+    def organization_id(self) -> uuid.UUID | None:
+        """app_metadata.organization_id (never user_metadata); membership is the database's check."""
+        app_metadata = self.claims.get("app_metadata")
+        value = app_metadata.get("organization_id") if isinstance(app_metadata, dict) else None
+        try:
+            return uuid.UUID(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class EffectiveConfig:
+    """Output of get_effective_llm_config / get_effective_llm_config_for_org."""
+
+    provider: str
+    model: str
+    display_name: str
+    settings: dict[str, Any]
+    capabilities: dict[str, Any]
+    profile: str | None
+    source: Literal["processor", "organization", "global"]
+    api_key_source: Literal["organization", "system"]
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    provider: str
+    key_hint: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One llm_usage_logs row; estimated_cost is left to the database trigger."""
+
+    organization_id: uuid.UUID
+    provider: str
+    model_name: str
+    user_id: uuid.UUID | None = None
+    processor_id: uuid.UUID | None = None
+    run_id: uuid.UUID | None = None
+    operation_id: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    response_time_ms: int | None = None
+    error_message: str | None = None
+
+
+class DataAccess(Protocol):
+    async def effective_config(
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+    ) -> EffectiveConfig:
+        """Resolve as the caller: a signed-in user through get_effective_llm_config (the database
+        checks organization and membership), the service role through get_effective_llm_config_for_org."""
+        ...
+
+    async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
+        """get_org_api_key with service-role rights."""
+        ...
+
+    async def record_usage(self, record: UsageRecord) -> float | None:
+        """Insert and commit one usage row with service-role rights; return its estimated_cost."""
+        ...
+
+    async def store_key(self, caller: Caller, organization_id: uuid.UUID, provider: str, api_key: str) -> None:
+        """store_org_api_key as the caller, so the database enforces owner/admin rights too."""
+        ...
+
+    async def delete_key(self, caller: Caller, organization_id: uuid.UUID, provider: str) -> bool: ...
+
+    async def list_keys(self, caller: Caller, organization_id: uuid.UUID) -> list[KeyInfo]: ...
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,337 @@
+"""The DataAccess contract, run against both adapters on a fresh real database each test:
+PostgresDataAccess straight at it, PostgrestDataAccess through the fake PostgREST in front of it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from devstack.postgres import free_port
+from gateway.data.postgres import PostgresDataAccess
+from gateway.data.postgrest import PostgrestDataAccess
+from gateway.data.types import Caller, DataAccess, UsageRecord
+from gateway.errors import BadRequest, DatabaseUnavailable, ForbiddenError, NotFoundError
+from tests.fakes.postgrest import FakePostgrest
+from tests.py.supabase_db import Database, user_claims
+from tests.py.tenants import Org, Tenants
+
+JWT_SECRET = "test-only-jwt-secret-with-at-least-32-characters"
+ORG_KEY = "sk-test-org-key-0123456789-WXYZ"
+
+
+def sign(claims: dict[str, Any]) -> str:
+    now = int(time.time())
+    return jwt.encode({"iat": now, "exp": now + 3600, **claims}, JWT_SECRET, algorithm="HS256")
+
+
+SERVICE_ROLE_KEY = sign({"role": "service_role", "iss": "supabase"})
+SERVICE = Caller(role="service_role", claims={"role": "service_role"}, token=SERVICE_ROLE_KEY)
+
+
+def user(user_id: uuid.UUID, org: Org | None, **extra: Any) -> Caller:
+    """A signed-in user whose token names `org` (or no organization) in app_metadata."""
+    claims = {**user_claims(user_id, None if org is None else org.id), "role": "authenticated", **extra}
+    return Caller(role="authenticated", claims=claims, token=sign(claims))
+
+
+@dataclass
+class Backend:
+    data: DataAccess
+    # Returns an adapter of the same kind whose database cannot be reached.
+    unreachable: Callable[[], Awaitable[DataAccess]]
+
+
+@pytest.fixture(params=["postgres", "postgrest"])
+async def backend(request: pytest.FixtureRequest, db: Database) -> AsyncIterator[Backend]:
+    opened: list[DataAccess] = []
+    if request.param == "postgres":
+        async def closed_port() -> DataAccess:
+            dsn = db.dsn().replace(f"port={db.port}", f"port={free_port()}")
+            opened.append(await PostgresDataAccess.connect(dsn, pool_timeout=0.5))
+            return opened[-1]
+
+        data = await PostgresDataAccess.connect(db.dsn(), max_size=2)
+        opened.append(data)
+        yield Backend(data, closed_port)
+    else:
+        fake = FakePostgrest(db.dsn(), JWT_SECRET).start()
+        rest = await PostgrestDataAccess.connect(fake.url, SERVICE_ROLE_KEY, http_timeout=httpx.Timeout(5.0))
+        opened.append(rest)
+
+        async def stopped() -> DataAccess:
+            fake.close()
+            return rest
+
+        yield Backend(rest, stopped)
+        fake.close()
+    for access in opened:
+        await access.close()
+
+
+# Effective configuration ------------------------------------------------------------------------
+
+
+async def test_member_gets_their_organizations_default_profile(backend: Backend, tenants: Tenants) -> None:
+    config = await backend.data.effective_config(user(tenants.acme.member, tenants.acme), tenants.acme.id, None)
+    assert (config.provider, config.model, config.source, config.profile) == ("openai", "gpt-4o", "organization",
+                                                                              "balanced")
+    assert config.settings["temperature"] == 0.3  # the org profile over the catalog default
+    assert config.api_key_source == "system"
+
+
+async def test_admin_gets_the_processors_profile(backend: Backend, tenants: Tenants) -> None:
+    config = await backend.data.effective_config(
+        user(tenants.acme.admin, tenants.acme), tenants.acme.id, tenants.acme.processor
+    )
+    assert (config.provider, config.model, config.source, config.profile) == ("anthropic", "claude-haiku-4-5",
+                                                                              "processor", "fast")
+    assert config.display_name == "Claude Haiku 4.5"
+
+
+async def test_service_role_resolves_for_an_explicit_organization(backend: Backend, tenants: Tenants) -> None:
+    config = await backend.data.effective_config(SERVICE, tenants.bystander.id, tenants.bystander.processor)
+    assert (config.provider, config.source) == ("anthropic", "processor")
+
+
+async def test_service_role_gets_404_for_an_unknown_organization(backend: Backend) -> None:
+    with pytest.raises(NotFoundError):
+        await backend.data.effective_config(SERVICE, uuid.uuid4(), None)
+
+
+async def test_removed_member_is_forbidden(backend: Backend, tenants: Tenants, db: Database) -> None:
+    caller = user(tenants.acme.member, tenants.acme)
+    db.run("delete from organization_members where user_id = %s", (tenants.acme.member,))
+    with pytest.raises(ForbiddenError):
+        await backend.data.effective_config(caller, tenants.acme.id, None)
+
+
+async def test_token_without_organization_claim_is_forbidden(backend: Backend, tenants: Tenants) -> None:
+    with pytest.raises(ForbiddenError):
+        await backend.data.effective_config(user(tenants.acme.member, None), tenants.acme.id, None)
+
+
+async def test_organization_in_user_metadata_only_is_forbidden(backend: Backend, tenants: Tenants) -> None:
+    caller = user(tenants.acme.member, None, user_metadata={"organization_id": str(tenants.acme.id)})
+    with pytest.raises(ForbiddenError):
+        await backend.data.effective_config(caller, tenants.acme.id, None)
+
+
+async def test_member_gets_404_for_another_organizations_processor(backend: Backend, tenants: Tenants) -> None:
+    with pytest.raises(NotFoundError):
+        await backend.data.effective_config(
+            user(tenants.acme.member, tenants.acme), tenants.acme.id, tenants.bystander.processor
+        )
+
+
+# Organization API keys --------------------------------------------------------------------------
+
+
+async def test_org_key_round_trip(backend: Backend, tenants: Tenants) -> None:
+    admin = user(tenants.acme.admin, tenants.acme)
+    await backend.data.store_key(admin, tenants.acme.id, "openai", ORG_KEY)
+
+    [info] = await backend.data.list_keys(admin, tenants.acme.id)
+    assert (info.provider, info.key_hint) == ("openai", "WXYZ")
+    assert info.updated_at.tzinfo is not None
+    assert await backend.data.org_api_key(tenants.acme.id, "openai") == ORG_KEY
+    config = await backend.data.effective_config(user(tenants.acme.member, tenants.acme), tenants.acme.id, None)
+    assert config.api_key_source == "organization"
+    assert await backend.data.list_keys(user(tenants.bystander.admin, tenants.bystander), tenants.bystander.id) == []
+
+    assert await backend.data.delete_key(admin, tenants.acme.id, "openai") is True
+    assert await backend.data.delete_key(admin, tenants.acme.id, "openai") is False
+    assert await backend.data.org_api_key(tenants.acme.id, "openai") is None
+
+
+async def test_member_cannot_store_a_key(backend: Backend, tenants: Tenants) -> None:
+    with pytest.raises(ForbiddenError) as caught:
+        await backend.data.store_key(user(tenants.acme.member, tenants.acme), tenants.acme.id, "openai", ORG_KEY)
+    assert ORG_KEY not in _everything_about(caught.value)
+    assert await backend.data.org_api_key(tenants.acme.id, "openai") is None
+
+
+async def test_admin_of_another_org_cannot_list_keys(backend: Backend, tenants: Tenants) -> None:
+    with pytest.raises(ForbiddenError):
+        await backend.data.list_keys(user(tenants.bystander.admin, tenants.bystander), tenants.acme.id)
+
+
+async def test_unknown_provider_is_a_bad_request(backend: Backend, tenants: Tenants) -> None:
+    admin = user(tenants.acme.admin, tenants.acme)
+    with pytest.raises(BadRequest) as caught:
+        await backend.data.store_key(admin, tenants.acme.id, "acme-llm", ORG_KEY)
+    assert "unknown provider" in caught.value.message
+    with pytest.raises(BadRequest):
+        await backend.data.org_api_key(tenants.acme.id, "acme-llm")
+
+
+async def test_rejected_key_never_appears_in_the_error(backend: Backend, tenants: Tenants) -> None:
+    malformed = "sk-has spaces-SECRET-9f8e7d"
+    with pytest.raises(BadRequest) as caught:
+        await backend.data.store_key(user(tenants.acme.admin, tenants.acme), tenants.acme.id, "openai", malformed)
+    assert "SECRET-9f8e7d" not in _everything_about(caught.value)
+
+
+def _everything_about(error: BaseException) -> str:
+    """The error as a log line with its traceback and chained causes would show it."""
+    return "".join(traceback.format_exception(error)) + repr(error.__dict__)
+
+
+# Usage ------------------------------------------------------------------------------------------
+
+
+async def test_record_usage_returns_the_catalog_cost_and_commits(
+    backend: Backend, tenants: Tenants, db: Database
+) -> None:
+    run_id = uuid.uuid4()
+    cost = await backend.data.record_usage(UsageRecord(
+        organization_id=tenants.acme.id, provider="openai", model_name="gpt-4o", user_id=tenants.acme.member,
+        processor_id=tenants.acme.processor, operation_id=str(run_id), input_tokens=1000, output_tokens=500,
+        response_time_ms=42,
+    ))
+    # gpt-4o: $2.50 input, $10 output per million tokens.
+    assert cost == pytest.approx(0.0075)
+    with db.connect() as fresh:
+        [row] = fresh.execute(
+            "select estimated_cost, user_id, response_time_ms from llm_usage_logs where operation_id = %s",
+            (str(run_id),),
+        ).fetchall()
+    assert row == {"estimated_cost": Decimal("0.007500"), "user_id": tenants.acme.member, "response_time_ms": 42}
+
+
+async def test_failed_call_without_tokens_has_no_cost(backend: Backend, tenants: Tenants) -> None:
+    cost = await backend.data.record_usage(UsageRecord(
+        organization_id=tenants.acme.id, provider="anthropic", model_name="claude-haiku-4-5",
+        error_message="provider timed out",
+    ))
+    assert cost is None
+
+
+# Availability -----------------------------------------------------------------------------------
+
+
+async def test_ping_answers_when_the_database_is_up(backend: Backend) -> None:
+    await backend.data.ping()
+
+
+async def test_unreachable_database_is_unavailable(backend: Backend, tenants: Tenants) -> None:
+    down = await backend.unreachable()
+    with pytest.raises(DatabaseUnavailable):
+        await down.ping()
+    with pytest.raises(DatabaseUnavailable):
+        await down.effective_config(user(tenants.acme.member, tenants.acme), tenants.acme.id, None)
+    with pytest.raises(DatabaseUnavailable):
+        await down.record_usage(UsageRecord(organization_id=tenants.acme.id, provider="openai", model_name="gpt-4o"))
+
+
+# Adapter specifics ------------------------------------------------------------------------------
+
+
+async def test_postgres_adapter_prepares_nothing_and_leaves_no_session_state(db: Database, tenants: Tenants) -> None:
+    data = await PostgresDataAccess.connect(db.dsn(), min_size=1, max_size=1)
+    try:
+        member, admin = user(tenants.acme.member, tenants.acme), user(tenants.acme.admin, tenants.acme)
+        # More calls than psycopg's default prepare_threshold (5) would need to start preparing.
+        for _ in range(8):
+            await data.effective_config(member, tenants.acme.id, tenants.acme.processor)
+            await data.org_api_key(tenants.acme.id, "openai")
+            await data.list_keys(admin, tenants.acme.id)
+        await data.store_key(admin, tenants.acme.id, "openai", ORG_KEY)
+        async with data.pool.connection() as conn:  # the one connection every call above used
+            assert conn.prepare_threshold is None
+            cur = await conn.execute(
+                "select (select count(*) from pg_prepared_statements), current_user,"
+                " current_setting('request.jwt.claims', true), current_setting('statement_timeout')"
+            )
+            assert await cur.fetchone() == (0, "postgres", "", "0")
+    finally:
+        await data.close()
+
+
+async def test_postgrest_adapter_sends_the_users_token_and_the_project_key(db: Database, tenants: Tenants) -> None:
+    member = user(tenants.acme.member, tenants.acme)
+    async with FakePostgrest(db.dsn(), JWT_SECRET) as fake:
+        data = await PostgrestDataAccess.connect(fake.url, SERVICE_ROLE_KEY)
+        try:
+            await data.effective_config(member, tenants.acme.id, None)
+            await data.org_api_key(tenants.acme.id, "openai")
+        finally:
+            await data.close()
+    as_member, as_service = fake.requests
+    assert as_member.path == "/rest/v1/rpc/get_effective_llm_config"
+    assert as_member.headers["authorization"] == f"Bearer {member.token}"
+    assert as_member.headers["apikey"] == SERVICE_ROLE_KEY
+    assert as_service.headers["authorization"] == f"Bearer {SERVICE_ROLE_KEY}"
+
+
+# The fake PostgREST itself ----------------------------------------------------------------------
+
+
+async def test_fake_postgrest_speaks_postgrests_rpc_protocol(db: Database, tenants: Tenants) -> None:
+    member = user(tenants.acme.member, tenants.acme)
+    wrong_key = jwt.encode({"role": "service_role"}, "another-secret-of-at-least-32-characters", algorithm="HS256")
+    async with FakePostgrest(db.dsn(), JWT_SECRET) as fake, httpx.AsyncClient(base_url=fake.url) as http:
+        key = {"apikey": SERVICE_ROLE_KEY}
+
+        async def rpc(fn: str, body: dict[str, Any], token: str | None = None) -> httpx.Response:
+            auth = {} if token is None else {"Authorization": f"Bearer {token}"}
+            return await http.post(f"/rest/v1/rpc/{fn}", json=body, headers={**key, **auth})
+
+        ok = await rpc("get_effective_llm_config", {}, member.token)
+        assert ok.status_code == 200 and ok.json()["source"] == "organization"
+        rows = await rpc("list_org_api_keys", {"p_organization_id": str(tenants.acme.id)}, SERVICE_ROLE_KEY)
+        assert rows.status_code == 200 and rows.json() == []
+        anon = await rpc("get_effective_llm_config", {})
+        assert anon.status_code == 401 and anon.json()["code"] == "42501"
+        denied = await rpc("get_org_api_key", {"p_organization_id": str(tenants.acme.id), "p_provider": "openai"},
+                           member.token)
+        assert denied.status_code == 403 and denied.json()["code"] == "42501"
+        unknown = await rpc("get_effective_llm_config", {"p_nope": 1}, member.token)
+        assert unknown.status_code == 404 and unknown.json()["code"] == "PGRST202"
+        bad_uuid = await rpc("get_effective_llm_config", {"p_processor_id": "nope"}, member.token)
+        assert bad_uuid.status_code == 400 and bad_uuid.json()["code"] == "22P02"
+        # PostgREST maps P0xxx other than P0001 to 500 (docs/errors.rst), P0002 included.
+        missing = await rpc("get_effective_llm_config", {"p_processor_id": str(uuid.uuid4())}, member.token)
+        assert missing.status_code == 500 and missing.json()["code"] == "P0002"
+        forged = await rpc("get_effective_llm_config", {}, wrong_key)
+        assert forged.status_code == 401 and forged.json()["code"] == "PGRST301"
+        no_key = await http.post("/rest/v1/rpc/get_effective_llm_config", json={})
+        assert no_key.status_code == 401
+
+
+async def test_postgres_statement_timeout_is_unavailable(db: Database, tenants: Tenants) -> None:
+    data = await PostgresDataAccess.connect(db.dsn(), statement_timeout_ms=300)
+    blocker = db.connect()
+    try:
+        with blocker.transaction():
+            blocker.execute("lock table public.organizations in access exclusive mode")
+            with pytest.raises(DatabaseUnavailable):
+                await asyncio.wait_for(
+                    data.effective_config(user(tenants.acme.member, tenants.acme), tenants.acme.id, None), 5
+                )
+    finally:
+        blocker.close()
+        await data.close()
+
+
+async def test_postgrest_read_timeout_is_unavailable(tenants: Tenants) -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        data = await PostgrestDataAccess.connect(url, SERVICE_ROLE_KEY, http_timeout=httpx.Timeout(0.3))
+        try:
+            with pytest.raises(DatabaseUnavailable):
+                await data.org_api_key(tenants.acme.id, "openai")
+        finally:
+            await data.close()
