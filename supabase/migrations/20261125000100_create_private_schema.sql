@@ -10,13 +10,16 @@ create schema if not exists private;
 comment on schema private is 'Helpers for RLS policies, triggers and security definer functions; not exposed through the API.';
 
 -- The providers the product can call; one list for check constraints, validation and Vault names.
+-- plpgsql: a SQL function with a fixed search_path is never inlined and is planned on every call.
 create function private.llm_providers()
 returns text[]
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select array['anthropic', 'google', 'meta', 'mistral', 'openai']
+begin
+  return array['anthropic', 'google', 'meta', 'mistral', 'openai'];
+end
 $$;
 
 comment on function private.llm_providers() is 'LLM providers the gateway supports, in alphabetical order.';

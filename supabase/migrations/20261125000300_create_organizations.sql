@@ -50,21 +50,27 @@ create trigger organizations_validate_llm_configuration
 before insert or update of llm_configuration on public.organizations
 for each row execute function private.validate_organization_llm_configuration();
 
--- Definer: reads organization_members past its own RLS (a policy on it calls this; invoker would recurse).
+-- Definer: reads organization_members past its own RLS (a policy on it calls this; invoker would
+-- recurse). plpgsql rather than SQL: it runs in every policy check and keeps its plan cached.
 create function private.current_org_id()
 returns uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-  select m.organization_id
+declare
+  v_claim text := auth.jwt() -> 'app_metadata' ->> 'organization_id';
+  v_organization_id uuid;
+begin
+  if v_claim is null or v_claim !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
+    return null;
+  end if;
+  select m.organization_id into v_organization_id
   from public.organization_members as m
-  where m.user_id = auth.uid()
-    and m.organization_id = (
-      select case when c.claim ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then c.claim::uuid end
-      from (select auth.jwt() -> 'app_metadata' ->> 'organization_id' as claim) as c
-    )
+  where m.organization_id = v_claim::uuid and m.user_id = auth.uid();
+  return v_organization_id;
+end
 $$;
 
 comment on function private.current_org_id() is
@@ -73,15 +79,19 @@ comment on function private.current_org_id() is
 -- Definer for the same reason as current_org_id().
 create function private.current_org_role()
 returns text
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-  select m.role
+declare
+  v_role text;
+begin
+  select m.role into v_role
   from public.organization_members as m
-  where m.user_id = auth.uid()
-    and m.organization_id = private.current_org_id()
+  where m.organization_id = private.current_org_id() and m.user_id = auth.uid();
+  return v_role;
+end
 $$;
 
 comment on function private.current_org_role() is 'The caller''s role (owner, admin, member) in current_org_id(), else null.';

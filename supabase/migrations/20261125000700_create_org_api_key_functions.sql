@@ -9,13 +9,16 @@
 -- Grants: store/delete/list to authenticated (owners/admins of that org, checked inside) and
 -- service_role; get_org_api_key to service_role only; anon nothing.
 
+-- The Vault secret name of an organization's key, as the plan names it.
 create function private.org_api_key_secret_name(p_organization_id uuid, p_provider text)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select format('org_%s_%s_key', p_organization_id, p_provider)
+begin
+  return format('org_%s_%s_key', p_organization_id, p_provider);
+end
 $$;
 
 -- Service role, or an owner/admin of that very organization by membership (a removed admin's
@@ -143,16 +146,18 @@ $$;
 -- other than the service role learn it only for their own organization.
 create function private.has_org_api_key(p_organization_id uuid, p_provider text)
 returns boolean
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-  select exists (
-    select from vault.secrets as s
-    where s.name = private.org_api_key_secret_name(p_organization_id, p_provider)
-  )
-  and (coalesce(auth.role() = 'service_role', false) or p_organization_id = private.current_org_id())
+begin
+  return (coalesce(auth.role() = 'service_role', false) or p_organization_id = private.current_org_id())
+    and exists (
+      select from vault.secrets as s
+      where s.name = private.org_api_key_secret_name(p_organization_id, p_provider)
+    );
+end
 $$;
 
 -- Definer: an organization's secrets go with it; nobody else may delete Vault rows.

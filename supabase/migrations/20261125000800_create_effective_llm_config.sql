@@ -143,11 +143,13 @@ comment on function public.get_effective_llm_config(uuid) is
 -- Invoker: only the service role may call it; it bypasses RLS by role attribute.
 create function public.get_effective_llm_config_for_org(p_organization_id uuid, p_processor_id uuid default null)
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''
 as $$
-  select private.resolve_llm_config(p_organization_id, p_processor_id)
+begin
+  return private.resolve_llm_config(p_organization_id, p_processor_id);
+end
 $$;
 
 comment on function public.get_effective_llm_config_for_org(uuid, uuid) is
