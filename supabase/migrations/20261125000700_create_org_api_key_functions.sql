@@ -152,11 +152,12 @@ security definer
 set search_path = ''
 as $$
 begin
-  return (coalesce(auth.role() = 'service_role', false) or p_organization_id = private.current_org_id())
-    and exists (
-      select from vault.secrets as s
-      where s.name = private.org_api_key_secret_name(p_organization_id, p_provider)
-    );
+  -- The cheap probe first: most organizations have no key, and then the caller needs no check.
+  return exists (
+    select from vault.secrets as s
+    where s.name = private.org_api_key_secret_name(p_organization_id, p_provider)
+  )
+  and (coalesce(auth.role() = 'service_role', false) or p_organization_id = private.current_org_id());
 end
 $$;
 
