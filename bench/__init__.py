@@ -1,0 +1,1 @@
+"""Database benchmarks; each module runs with `python -m bench.<name>`."""
