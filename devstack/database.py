@@ -29,7 +29,7 @@ def migration_files() -> list[Path]:
 def _run_file(dsn: str, path: Path) -> None:
     with psycopg.connect(dsn) as conn:
         try:
-            conn.execute(path.read_text())  # type: ignore[arg-type]
+            conn.execute(path.read_text())
         except psycopg.Error as exc:
             raise RuntimeError(f"{path.name}: {exc}") from exc
 

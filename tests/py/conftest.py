@@ -66,7 +66,9 @@ def db(pg_cluster: PostgreSQLExecutor, templates: dict[str, str]) -> Iterator[Da
 
 
 @pytest.fixture(params=PRIVILEGE_MODES)
-def db_each_mode(request: pytest.FixtureRequest, pg_cluster: PostgreSQLExecutor, templates: dict[str, str]) -> Iterator[Database]:
+def db_each_mode(
+    request: pytest.FixtureRequest, pg_cluster: PostgreSQLExecutor, templates: dict[str, str]
+) -> Iterator[Database]:
     """A fresh database under each of Supabase's default-privilege behaviours in turn."""
     database = clone_database(pg_cluster, templates[request.param])
     database.mode = request.param

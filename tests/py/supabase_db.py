@@ -57,7 +57,9 @@ class Database:
             return cur.fetchall() if cur.description else []
 
 
-def user_claims(user_id: uuid.UUID, organization_id: uuid.UUID | None, user_metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def user_claims(
+    user_id: uuid.UUID, organization_id: uuid.UUID | None, user_metadata: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Claims of a signed-in user's access token, as Supabase Auth issues them."""
     return {
         "sub": str(user_id),

@@ -53,10 +53,14 @@ def _create_user(db: Database, email: str, organization_id: uuid.UUID) -> uuid.U
 
 
 def _create_org(db: Database, name: str) -> Org:
-    org_id = uuid.UUID(str(db.run(
-        "insert into organizations (name, llm_configuration) values (%s, %s) returning id",
-        (name, json.dumps(ORG_CONFIG)),
-    )[0]["id"]))
+    org_id = uuid.UUID(
+        str(
+            db.run(
+                "insert into organizations (name, llm_configuration) values (%s, %s) returning id",
+                (name, json.dumps(ORG_CONFIG)),
+            )[0]["id"]
+        )
+    )
     users = {}
     for role in ("owner", "admin", "member"):
         users[role] = _create_user(db, f"{role}@{name}.test", org_id)
@@ -64,10 +68,14 @@ def _create_org(db: Database, name: str) -> Org:
             "insert into organization_members (organization_id, user_id, role) values (%s, %s, %s)",
             (org_id, users[role], role),
         )
-    processor = uuid.UUID(str(db.run(
-        "insert into processors (organization_id, name, configuration) values (%s, %s, %s) returning id",
-        (org_id, f"{name} processor", json.dumps({"llm_profile": "fast"})),
-    )[0]["id"]))
+    processor = uuid.UUID(
+        str(
+            db.run(
+                "insert into processors (organization_id, name, configuration) values (%s, %s, %s) returning id",
+                (org_id, f"{name} processor", json.dumps({"llm_profile": "fast"})),
+            )[0]["id"]
+        )
+    )
     return Org(org_id, users["owner"], users["admin"], users["member"], processor)
 
 

@@ -35,9 +35,12 @@ def test_api_roles_are_as_on_supabase(db: Database) -> None:
 def test_new_objects_in_public_follow_the_projects_default_privileges(db_each_mode: Database) -> None:
     db_each_mode.run("create table public.compat_probe (id int)")
     db_each_mode.run("create function public.compat_probe_fn() returns int language sql as 'select 1'")
-    anon_can_write = db_each_mode.run("select has_table_privilege('anon', 'public.compat_probe', 'insert') as ok")[0]["ok"]
+    anon_can_write = db_each_mode.run("select has_table_privilege('anon', 'public.compat_probe', 'insert') as ok")[0][
+        "ok"
+    ]
     anon_can_call = db_each_mode.run(
-        "select has_function_privilege('anon', 'public.compat_probe_fn()', 'execute') as ok")[0]["ok"]
+        "select has_function_privilege('anon', 'public.compat_probe_fn()', 'execute') as ok"
+    )[0]["ok"]
     public_can_call = db_each_mode.run(
         "select exists (select from aclexplode((select proacl from pg_proc where proname = 'compat_probe_fn'))"
         " where grantee = 0) or (select proacl is null from pg_proc where proname = 'compat_probe_fn') as ok"
@@ -51,7 +54,11 @@ def test_new_objects_in_public_follow_the_projects_default_privileges(db_each_mo
 
 def test_auth_helpers_read_claims_as_postgrest_sets_them(db: Database) -> None:
     claims = {"sub": "8d0fd2b3-9ca6-4e0c-a3a7-bd8c1f2b6a11", "app_metadata": {"organization_id": "x"}}
-    row = db.call("authenticated", claims, "select auth.uid()::text as uid, auth.role() as role, auth.jwt() -> 'app_metadata' as meta")[0]
+    row = db.call(
+        "authenticated",
+        claims,
+        "select auth.uid()::text as uid, auth.role() as role, auth.jwt() -> 'app_metadata' as meta",
+    )[0]
     assert row == {"uid": claims["sub"], "role": "authenticated", "meta": {"organization_id": "x"}}
 
 

@@ -17,8 +17,17 @@ SQL_TESTS = sorted((Path(__file__).resolve().parent.parent / "sql").glob("*.sql"
 def test_pgtap_file_passes(db_each_mode: Database, test_file: Path) -> None:
     result = subprocess.run(
         [
-            "pg_prove", "--verbose", "--failures",
-            "-h", db_each_mode.host, "-p", str(db_each_mode.port), "-U", "postgres", "-d", db_each_mode.name,
+            "pg_prove",
+            "--verbose",
+            "--failures",
+            "-h",
+            db_each_mode.host,
+            "-p",
+            str(db_each_mode.port),
+            "-U",
+            "postgres",
+            "-d",
+            db_each_mode.name,
             str(test_file),
         ],
         capture_output=True,
@@ -26,4 +35,6 @@ def test_pgtap_file_passes(db_each_mode: Database, test_file: Path) -> None:
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, f"pg_prove failed ({db_each_mode.mode} privileges):\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"pg_prove failed ({db_each_mode.mode} privileges):\n{result.stdout}\n{result.stderr}"
+    )

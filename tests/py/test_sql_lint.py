@@ -12,7 +12,11 @@ from tests.py.supabase_db import Database
 def test_migrations_and_seed_pass_sqlfluff() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sqlfluff", "lint", "supabase/"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -15,7 +15,9 @@ KEY = "sk-test-at-rest-0123456789abcdefWXYZ"
 
 
 def store(db: Database, tenants: Tenants, key: str = KEY, provider: str = "openai") -> str:
-    rows = db.call("service_role", SERVICE, "select store_org_api_key(%s, %s, %s) as id", (tenants.acme.id, provider, key))
+    rows = db.call(
+        "service_role", SERVICE, "select store_org_api_key(%s, %s, %s) as id", (tenants.acme.id, provider, key)
+    )
     return str(rows[0]["id"])
 
 
@@ -30,7 +32,10 @@ def test_stored_key_is_not_in_a_database_dump(db: Database, tenants: Tenants) ->
     store(db, tenants)
     dump = subprocess.run(
         ["pg_dump", "-h", db.host, "-p", str(db.port), "-U", db.superuser, "-d", db.name],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     assert "vault.secrets" in dump or "secrets" in dump
     assert KEY not in dump
@@ -38,7 +43,9 @@ def test_stored_key_is_not_in_a_database_dump(db: Database, tenants: Tenants) ->
 
 def test_service_role_reads_the_key_back_through_decrypted_secrets(db: Database, tenants: Tenants) -> None:
     secret_id = store(db, tenants)
-    rows = db.call("service_role", SERVICE, "select decrypted_secret from vault.decrypted_secrets where id = %s", (secret_id,))
+    rows = db.call(
+        "service_role", SERVICE, "select decrypted_secret from vault.decrypted_secrets where id = %s", (secret_id,)
+    )
     assert rows == [{"decrypted_secret": KEY}]
 
 
@@ -49,7 +56,9 @@ def test_rotation_keeps_one_secret_and_changes_the_ciphertext(db: Database, tena
     after = db.run("select secret from vault.secrets where id = %s", (first_id,))[0]["secret"]
     assert second_id == first_id
     assert after != before
-    assert db.run("select count(*) as n from vault.secrets where name like %s", (f"org_{tenants.acme.id}_%",))[0]["n"] == 1
+    assert (
+        db.run("select count(*) as n from vault.secrets where name like %s", (f"org_{tenants.acme.id}_%",))[0]["n"] == 1
+    )
     got = db.call("service_role", SERVICE, "select get_org_api_key(%s, 'openai') as key", (tenants.acme.id,))
     assert got == [{"key": "sk-test-rotated-9876543210zyxwvuTSRQ"}]
 
@@ -65,7 +74,9 @@ def test_ciphertext_copied_to_another_row_does_not_decrypt(db: Database, tenants
             (openai_id, openai_id, mistral_id),
         )
     with pytest.raises(psycopg.errors.ExternalRoutineInvocationException):
-        db.call("service_role", SERVICE, "select decrypted_secret from vault.decrypted_secrets where id = %s", (mistral_id,))
+        db.call(
+            "service_role", SERVICE, "select decrypted_secret from vault.decrypted_secrets where id = %s", (mistral_id,)
+        )
 
 
 @pytest.mark.parametrize("role", ["postgres", "service_role"])
