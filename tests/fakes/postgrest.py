@@ -42,13 +42,36 @@ _CLAIMS = web.RequestKey("claims", dict[str, Any])
 _BODY = web.RequestKey("body", object)
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _STATUS_BY_CODE = {
-    "23503": 409, "23505": 409, "25006": 405, "42883": 404, "42P01": 404, "42P17": 500,
-    "53400": 500, "P0001": 400,
+    "23503": 409,
+    "23505": 409,
+    "25006": 405,
+    "42883": 404,
+    "42P01": 404,
+    "42P17": 500,
+    "53400": 500,
+    "P0001": 400,
 }
 _STATUS_BY_CLASS = {
-    "08": 503, "09": 500, "0L": 403, "0P": 403, "25": 500, "28": 403, "2D": 500, "38": 500, "39": 500,
-    "3B": 500, "40": 500, "53": 503, "54": 413, "55": 500, "57": 500, "58": 500, "F0": 500, "HV": 500,
-    "P0": 500, "XX": 500,
+    "08": 503,
+    "09": 500,
+    "0L": 403,
+    "0P": 403,
+    "25": 500,
+    "28": 403,
+    "2D": 500,
+    "38": 500,
+    "39": 500,
+    "3B": 500,
+    "40": 500,
+    "53": 503,
+    "54": 413,
+    "55": 500,
+    "57": 500,
+    "58": 500,
+    "F0": 500,
+    "HV": 500,
+    "P0": 500,
+    "XX": 500,
 }
 
 
@@ -76,9 +99,11 @@ class _Reply(Exception):
         super().__init__(message)
         self.status = status
         # Supabase's API gateway answers without a code; PostgREST always has one.
-        self.body = {"code": code, "message": message, "details": details, "hint": hint} if code else {
-            "message": message, "hint": hint
-        }
+        self.body = (
+            {"code": code, "message": message, "details": details, "hint": hint}
+            if code
+            else {"message": message, "hint": hint}
+        )
 
 
 def status_for(sqlstate: str, role: str) -> int:
@@ -136,10 +161,15 @@ class _Server:
         except ValueError:
             body = raw.decode(errors="replace")
         with self._lock:
-            self._record.append(RecordedRequest(
-                request.method, request.path, request.query_string,
-                {k.lower(): v for k, v in request.headers.items()}, body,
-            ))
+            self._record.append(
+                RecordedRequest(
+                    request.method,
+                    request.path,
+                    request.query_string,
+                    {k.lower(): v for k, v in request.headers.items()},
+                    body,
+                )
+            )
         try:
             if isinstance(body, str):
                 raise _Reply(400, "PGRST102", "Empty or invalid json")
@@ -195,8 +225,12 @@ class _Server:
                 await cur.execute(
                     "select set_config('request.jwt.claims', %s, true), set_config('request.method', %s, true), "
                     "set_config('request.path', %s, true), set_config('request.headers', %s, true)",
-                    (json.dumps(claims), request.method, request.path,
-                     json.dumps({k.lower(): v for k, v in request.headers.items()})),
+                    (
+                        json.dumps(claims),
+                        request.method,
+                        request.path,
+                        json.dumps({k.lower(): v for k, v in request.headers.items()}),
+                    ),
                 )
                 await cur.execute(query, params)
                 row = await cur.fetchone() if cur.description else None
@@ -231,7 +265,8 @@ class _Server:
             overloads = []
             for names, modes, types, nargs, ndefaults, returns_set, returns_void in rows:
                 inputs = [
-                    (arg, type_) for i, (arg, type_) in enumerate(zip(names, types, strict=False))
+                    (arg, type_)
+                    for i, (arg, type_) in enumerate(zip(names, types, strict=False))
                     if not modes or modes[i] in ("i", "b", "v")
                 ]
                 params = dict(inputs)
@@ -245,13 +280,12 @@ class _Server:
         args = {} if request[_BODY] is None else request[_BODY]
         if not isinstance(args, dict):
             raise _Reply(400, "PGRST102", "Expected a JSON object of named arguments")
-        function = next(
-            (f for f in await self._overloads(name) if f.required <= args.keys() <= f.params.keys()), None
-        )
+        function = next((f for f in await self._overloads(name) if f.required <= args.keys() <= f.params.keys()), None)
         if function is None:
             signature = ", ".join(sorted(args))
             raise _Reply(
-                404, "PGRST202",
+                404,
+                "PGRST202",
                 f"Could not find the function public.{name}({signature}) in the schema cache",
                 hint="If a new function was created in the database with this name and parameters, "
                 "try reloading the schema cache.",
@@ -271,9 +305,7 @@ class _Server:
             query = sql.SQL("select {1} from {0}")
         else:
             query = sql.SQL("select to_jsonb({1})::text from {0}")
-        result = await self._in_transaction(
-            request, query.format(source, call), (json.dumps(args),) if args else ()
-        )
+        result = await self._in_transaction(request, query.format(source, call), (json.dumps(args),) if args else ())
         if function.returns_void:
             return web.Response(status=204)
         return web.Response(text=result or "null", content_type="application/json")
@@ -293,9 +325,11 @@ class _Server:
         names = columns.split(",")
         if not all(_IDENTIFIER.fullmatch(n) for n in names):
             raise _Reply(400, "PGRST100", f"the fake PostgREST selects plain columns only: {columns!r}")
-        return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
-            sql.SQL("{}, {}.{}").format(sql.Literal(n), sql.Identifier(source), sql.Identifier(n)) for n in names
-        ))
+        return sql.SQL("jsonb_build_object({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}, {}.{}").format(sql.Literal(n), sql.Identifier(source), sql.Identifier(n)) for n in names
+            )
+        )
 
     async def _insert(self, request: web.Request) -> web.Response:
         table = await self._table(request)

@@ -56,6 +56,7 @@ class Backend:
 async def backend(request: pytest.FixtureRequest, db: Database) -> AsyncIterator[Backend]:
     opened: list[DataAccess] = []
     if request.param == "postgres":
+
         async def closed_port() -> DataAccess:
             dsn = db.dsn().replace(f"port={db.port}", f"port={free_port()}")
             opened.append(await PostgresDataAccess.connect(dsn, pool_timeout=0.5))
@@ -84,8 +85,12 @@ async def backend(request: pytest.FixtureRequest, db: Database) -> AsyncIterator
 
 async def test_member_gets_their_organizations_default_profile(backend: Backend, tenants: Tenants) -> None:
     config = await backend.data.effective_config(user(tenants.acme.member, tenants.acme), tenants.acme.id, None)
-    assert (config.provider, config.model, config.source, config.profile) == ("openai", "gpt-4o", "organization",
-                                                                              "balanced")
+    assert (config.provider, config.model, config.source, config.profile) == (
+        "openai",
+        "gpt-4o",
+        "organization",
+        "balanced",
+    )
     assert config.settings["temperature"] == 0.3  # the org profile over the catalog default
     assert config.api_key_source == "system"
 
@@ -94,8 +99,12 @@ async def test_admin_gets_the_processors_profile(backend: Backend, tenants: Tena
     config = await backend.data.effective_config(
         user(tenants.acme.admin, tenants.acme), tenants.acme.id, tenants.acme.processor
     )
-    assert (config.provider, config.model, config.source, config.profile) == ("anthropic", "claude-haiku-4-5",
-                                                                              "processor", "fast")
+    assert (config.provider, config.model, config.source, config.profile) == (
+        "anthropic",
+        "claude-haiku-4-5",
+        "processor",
+        "fast",
+    )
     assert config.display_name == "Claude Haiku 4.5"
 
 
@@ -194,11 +203,19 @@ async def test_record_usage_returns_the_catalog_cost_and_commits(
     backend: Backend, tenants: Tenants, db: Database
 ) -> None:
     run_id = uuid.uuid4()
-    cost = await backend.data.record_usage(UsageRecord(
-        organization_id=tenants.acme.id, provider="openai", model_name="gpt-4o", user_id=tenants.acme.member,
-        processor_id=tenants.acme.processor, operation_id=str(run_id), input_tokens=1000, output_tokens=500,
-        response_time_ms=42,
-    ))
+    cost = await backend.data.record_usage(
+        UsageRecord(
+            organization_id=tenants.acme.id,
+            provider="openai",
+            model_name="gpt-4o",
+            user_id=tenants.acme.member,
+            processor_id=tenants.acme.processor,
+            operation_id=str(run_id),
+            input_tokens=1000,
+            output_tokens=500,
+            response_time_ms=42,
+        )
+    )
     # gpt-4o: $2.50 input, $10 output per million tokens.
     assert cost == pytest.approx(0.0075)
     with db.connect() as fresh:
@@ -210,10 +227,14 @@ async def test_record_usage_returns_the_catalog_cost_and_commits(
 
 
 async def test_failed_call_without_tokens_has_no_cost(backend: Backend, tenants: Tenants) -> None:
-    cost = await backend.data.record_usage(UsageRecord(
-        organization_id=tenants.acme.id, provider="anthropic", model_name="claude-haiku-4-5",
-        error_message="provider timed out",
-    ))
+    cost = await backend.data.record_usage(
+        UsageRecord(
+            organization_id=tenants.acme.id,
+            provider="anthropic",
+            model_name="claude-haiku-4-5",
+            error_message="provider timed out",
+        )
+    )
     assert cost is None
 
 
@@ -293,8 +314,9 @@ async def test_fake_postgrest_speaks_postgrests_rpc_protocol(db: Database, tenan
         assert rows.status_code == 200 and rows.json() == []
         anon = await rpc("get_effective_llm_config", {})
         assert anon.status_code == 401 and anon.json()["code"] == "42501"
-        denied = await rpc("get_org_api_key", {"p_organization_id": str(tenants.acme.id), "p_provider": "openai"},
-                           member.token)
+        denied = await rpc(
+            "get_org_api_key", {"p_organization_id": str(tenants.acme.id), "p_provider": "openai"}, member.token
+        )
         assert denied.status_code == 403 and denied.json()["code"] == "42501"
         unknown = await rpc("get_effective_llm_config", {"p_nope": 1}, member.token)
         assert unknown.status_code == 404 and unknown.json()["code"] == "PGRST202"

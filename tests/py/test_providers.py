@@ -860,7 +860,7 @@ async def test_key_in_rate_limit_message_is_scrubbed(client: httpx.AsyncClient, 
 
 def test_fake_runs_standalone_serving_openai_compatible_success() -> None:
     port = free_port()
-    server = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
+    server = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.providers", "--port", str(port)],
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,

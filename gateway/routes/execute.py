@@ -1,0 +1,125 @@
+"""POST /functions/v1/execute-llm: resolve the caller's configuration, call the provider, bill it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import httpx
+import msgspec
+from litestar import post
+from litestar.params import JSONBody
+
+from gateway.auth import organization_of
+from gateway.data import Caller, DataAccess, UsageRecord
+from gateway.providers import ChatMessage, CompletionRequest
+from gateway.routes import Injected, error_responses
+from gateway.settings import Settings
+from gateway.usage import complete_and_record
+
+# The width of llm_usage_logs.operation_id: longer ids would fail only after the call.
+OPERATION_ID_MAX = 200
+
+
+class Message(msgspec.Struct, forbid_unknown_fields=True):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class ExecuteRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Exactly one of `prompt` (one user turn) and `messages` (a conversation)."""
+
+    prompt: str | None = None
+    messages: list[Message] | None = None
+    system: str | None = None
+    processor_id: uuid.UUID | None = None
+    run_id: uuid.UUID | None = None
+    operation_id: Annotated[str, msgspec.Meta(max_length=OPERATION_ID_MAX)] | None = None
+    organization_id: Annotated[uuid.UUID, msgspec.Meta(description="Service-role tokens only.")] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("exactly one of prompt and messages is required")
+
+
+class UsageOut(msgspec.Struct):
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+
+
+class ConfigOut(msgspec.Struct):
+    source: Literal["processor", "organization", "global"]
+    profile: str | None
+    api_key_source: Literal["organization", "system"]
+
+
+class ExecuteResponse(msgspec.Struct):
+    content: str
+    provider: str
+    model: str
+    usage: UsageOut
+    estimated_cost: float | None
+    response_time_ms: int
+    config: ConfigOut
+
+
+@post(
+    "/functions/v1/execute-llm",
+    status_code=200,
+    summary="Run one LLM completion for the caller's organization",
+    responses=error_responses(400, 401, 403, 404, 422, 429, 502, 503, 504),
+)
+async def execute_llm(
+    data: JSONBody[ExecuteRequest],
+    caller: Injected[Caller],
+    data_access: Injected[DataAccess],
+    http_client: Injected[httpx.AsyncClient],
+    settings: Injected[Settings],
+) -> ExecuteResponse:
+    organization_id = organization_of(caller, data.organization_id)
+    config = await data_access.effective_config(caller, organization_id, data.processor_id)
+    api_key = None
+    if config.api_key_source == "organization":
+        api_key = await data_access.org_api_key(organization_id, config.provider)
+    # The system key also covers an organization key deleted since the configuration was read.
+    api_key = api_key or settings.api_keys.get(config.provider, "")
+
+    messages = (
+        (ChatMessage(role="user", content=data.prompt),)
+        if data.prompt is not None
+        else tuple(ChatMessage(role=m.role, content=m.content) for m in data.messages or ())
+    )
+    request = CompletionRequest(model=config.model, messages=messages, system=data.system, settings=config.settings)
+    row = UsageRecord(
+        organization_id=organization_id,
+        provider=config.provider,
+        # The catalog's id, which the database prices; the provider may answer with a dated alias.
+        model_name=config.model,
+        user_id=caller.user_id if caller.role == "authenticated" else None,
+        processor_id=data.processor_id,
+        run_id=data.run_id,
+        operation_id=data.operation_id,
+    )
+    billed = await complete_and_record(
+        http_client, data_access, row, settings.base_urls.get(config.provider, ""), api_key, request
+    )
+
+    completion, usage = billed.completion, billed.completion.usage
+    return ExecuteResponse(
+        content=completion.content,
+        provider=config.provider,
+        model=completion.model,
+        usage=UsageOut(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+        ),
+        estimated_cost=billed.estimated_cost,
+        response_time_ms=billed.response_time_ms,
+        config=ConfigOut(source=config.source, profile=config.profile, api_key_source=config.api_key_source),
+    )

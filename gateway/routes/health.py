@@ -1,0 +1,21 @@
+"""Liveness and readiness probes; neither needs a token."""
+
+from __future__ import annotations
+
+from litestar import get
+
+from gateway.data import DataAccess
+from gateway.routes import Injected, error_responses
+
+OK = {"status": "ok"}
+
+
+@get("/health", summary="The process is serving")
+async def health() -> dict[str, str]:
+    return OK
+
+
+@get("/ready", summary="The database answers (503 otherwise)", responses=error_responses(503))
+async def ready(data_access: Injected[DataAccess]) -> dict[str, str]:
+    await data_access.ping()
+    return OK

@@ -1,0 +1,185 @@
+"""The gateway's configuration, read from the environment in one place.
+
+`Settings.from_env()` validates every variable up front; a missing or malformed one raises
+`SettingsError` naming it, so a misconfigured deployment fails at start-up, not on the first call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+from urllib.parse import urlsplit
+
+from gateway.providers import DEFAULT_BASE_URLS, PROVIDERS
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+class SettingsError(ValueError):
+    """A missing or malformed environment variable; the message names it, never its value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = field(default=None, repr=False)
+    """DATABASE_URL: direct Postgres (psycopg pool); takes precedence over the PostgREST adapter."""
+
+    supabase_url: str | None = None
+    """SUPABASE_URL: the project URL; PostgREST RPC (without DATABASE_URL) and the JWKS endpoint."""
+
+    supabase_service_role_key: str | None = field(default=None, repr=False)
+    """SUPABASE_SERVICE_ROLE_KEY: the service-role key for PostgREST calls with service rights."""
+
+    supabase_jwt_secret: str | None = field(default=None, repr=False)
+    """SUPABASE_JWT_SECRET: the project's legacy HS256 JWT secret."""
+
+    jwks_cache_seconds: float = 600.0
+    """SUPABASE_JWKS_CACHE_SECONDS: how long fetched signing keys are trusted before a refetch."""
+
+    api_keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    """<PROVIDER>_API_KEY: system keys, used when an organization has stored none."""
+
+    base_urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_BASE_URLS)))
+    """<PROVIDER>_BASE_URL: provider endpoints (proxies, regional endpoints, local fakes)."""
+
+    connect_timeout: float = 5.0
+    """PROVIDER_CONNECT_TIMEOUT_SECONDS: time allowed to connect to a provider."""
+
+    read_timeout: float = 300.0
+    """PROVIDER_READ_TIMEOUT_SECONDS: time allowed between bytes of a provider's answer; a
+    non-streamed completion sends nothing until it is done, so this bounds generation time."""
+
+    max_connections: int = 100
+    """PROVIDER_MAX_CONNECTIONS: pooled connections to providers, per worker."""
+
+    database_pool_size: int = 10
+    """DATABASE_POOL_SIZE: maximum database connections per worker (DATABASE_URL only)."""
+
+    database_timeout: float = 5.0
+    """DATABASE_TIMEOUT_SECONDS: wait for a pooled connection (DATABASE_URL) or a PostgREST answer."""
+
+    cors_origins: tuple[str, ...] = ()
+    """GATEWAY_CORS_ORIGINS: comma-separated browser origins allowed to call the gateway ("*" for any)."""
+
+    host: str = "127.0.0.1"
+    """GATEWAY_HOST: interface `python -m gateway` listens on (0.0.0.0 in a container)."""
+
+    port: int = 8000
+    """GATEWAY_PORT: port `python -m gateway` listens on."""
+
+    workers: int = 1
+    """GATEWAY_WORKERS: uvicorn worker processes."""
+
+    log_level: str = "info"
+    """GATEWAY_LOG_LEVEL: one of critical, error, warning, info, debug."""
+
+    @property
+    def data_adapter(self) -> Literal["postgres", "postgrest"]:
+        return "postgres" if self.database_url else "postgrest"
+
+    @property
+    def jwks_url(self) -> str | None:
+        return f"{self.supabase_url}/auth/v1/.well-known/jwks.json" if self.supabase_url else None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = _Env(os.environ if environ is None else environ)
+        database_url = env.url("DATABASE_URL", ("postgres", "postgresql"))
+        supabase_url = env.url("SUPABASE_URL", ("http", "https"))
+        service_role_key = env.text("SUPABASE_SERVICE_ROLE_KEY")
+        jwt_secret = env.text("SUPABASE_JWT_SECRET")
+        if database_url is None:
+            if supabase_url is None:
+                raise SettingsError("DATABASE_URL, or SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY, must be set")
+            if service_role_key is None:
+                raise SettingsError("SUPABASE_SERVICE_ROLE_KEY must be set to use SUPABASE_URL without DATABASE_URL")
+        if jwt_secret is None and supabase_url is None:
+            raise SettingsError("SUPABASE_JWT_SECRET or SUPABASE_URL (for its JWKS) must be set to verify tokens")
+        api_keys = {p: key for p in PROVIDERS if (key := env.text(f"{p.upper()}_API_KEY")) is not None}
+        base_urls = {p: env.url(f"{p.upper()}_BASE_URL", ("http", "https")) or DEFAULT_BASE_URLS[p] for p in PROVIDERS}
+        return cls(
+            database_url=database_url,
+            supabase_url=supabase_url,
+            supabase_service_role_key=service_role_key,
+            supabase_jwt_secret=jwt_secret,
+            jwks_cache_seconds=env.number("SUPABASE_JWKS_CACHE_SECONDS", cls.jwks_cache_seconds),
+            api_keys=MappingProxyType(api_keys),
+            base_urls=MappingProxyType(base_urls),
+            connect_timeout=env.number("PROVIDER_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout),
+            read_timeout=env.number("PROVIDER_READ_TIMEOUT_SECONDS", cls.read_timeout),
+            max_connections=env.integer("PROVIDER_MAX_CONNECTIONS", cls.max_connections, 1, 10_000),
+            database_pool_size=env.integer("DATABASE_POOL_SIZE", cls.database_pool_size, 1, 1_000),
+            database_timeout=env.number("DATABASE_TIMEOUT_SECONDS", cls.database_timeout),
+            cors_origins=env.origins("GATEWAY_CORS_ORIGINS"),
+            host=env.text("GATEWAY_HOST") or cls.host,
+            port=env.integer("GATEWAY_PORT", cls.port, 1, 65_535),
+            workers=env.integer("GATEWAY_WORKERS", cls.workers, 1, 256),
+            log_level=env.choice("GATEWAY_LOG_LEVEL", LOG_LEVELS, cls.log_level),
+        )
+
+
+@dataclass(frozen=True)
+class _Env:
+    """Typed reads of environment variables; an empty value counts as unset."""
+
+    environ: Mapping[str, str]
+
+    def text(self, name: str) -> str | None:
+        value = self.environ.get(name, "").strip()
+        return value or None
+
+    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            # postgresql:///dbname (a local socket) has no host; web URLs must have one.
+            valid = parts.scheme in schemes and (bool(parts.hostname) or not parts.scheme.startswith("http"))
+        except ValueError:
+            valid = False
+        if not valid:
+            raise SettingsError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL")
+        return value.rstrip("/") if parts.scheme.startswith("http") else value
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        origins = tuple(o.strip().rstrip("/") for o in (self.text(name) or "").split(",") if o.strip())
+        for origin in origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+                raise SettingsError(f"{name} must list origins like https://app.example.com, or be *")
+        return origins
+
+    def number(self, name: str, default: float) -> float:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number <= 0:
+            raise SettingsError(f"{name} must be a positive number of seconds")
+        return number
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            number = minimum - 1
+        if not minimum <= number <= maximum:
+            raise SettingsError(f"{name} must be an integer from {minimum} to {maximum}")
+        return number
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = (self.text(name) or default).lower()
+        if value not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}")
+        return value

@@ -1,0 +1,134 @@
+"""Billing of provider calls: exactly one committed usage row per call, before anyone sees a result.
+
+A call that reached the provider is recorded whether it succeeded, failed or was abandoned;
+a request the provider never received (rejected while it was being built) records nothing.
+If the row cannot be committed, the caller gets 503 instead of the content: no completed call
+goes unbilled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from gateway.data import DataAccess, UsageRecord
+from gateway.errors import (
+    BadRequest,
+    ConfigError,
+    DatabaseUnavailable,
+    NotFoundError,
+    ProviderError,
+    UnsupportedSetting,
+)
+from gateway.providers import Completion, CompletionRequest, complete
+
+logger = logging.getLogger(__name__)
+
+_WITHHELD = "the call could not be recorded for billing, so its result is withheld"
+# complete() raises these before sending anything, so there is no call to bill.
+_REJECTED_BEFORE_SENDING = (BadRequest, UnsupportedSetting, ConfigError)
+
+
+@dataclass(frozen=True)
+class BilledCompletion:
+    completion: Completion
+    estimated_cost: float | None
+    response_time_ms: int
+
+
+async def complete_and_record(
+    client: httpx.AsyncClient,
+    data: DataAccess,
+    row: UsageRecord,
+    base_url: str,
+    api_key: str,
+    request: CompletionRequest,
+) -> BilledCompletion:
+    """Call `row.provider` and commit `row`, completed with the call's tokens, time or error."""
+    started = time.perf_counter()
+    try:
+        completion = await complete(client, row.provider, base_url, api_key, request)
+    except _REJECTED_BEFORE_SENDING:
+        raise
+    except ProviderError as exc:
+        failed = dataclasses.replace(row, response_time_ms=_ms(started), error_message=exc.message)
+        # The code only: a provider's message may quote the request.
+        logger.warning("%s %s failed after %d ms: %s", row.provider, row.model_name, failed.response_time_ms, exc.code)
+        await _record(data, failed)
+        raise
+    except Exception:
+        failed = dataclasses.replace(row, response_time_ms=_ms(started), error_message="gateway error during the call")
+        await _record(data, failed)
+        raise
+    except asyncio.CancelledError:
+        # The provider may have answered (and charged) already; record it though nobody waits.
+        abandoned = dataclasses.replace(
+            row, response_time_ms=_ms(started), error_message="request cancelled before the provider answered"
+        )
+        with contextlib.suppress(DatabaseUnavailable):  # already logged; cancellation must go on
+            await _record(data, abandoned)
+        raise
+
+    response_time_ms = _ms(started)
+    usage = completion.usage
+    cost = await _record(
+        data,
+        dataclasses.replace(
+            row,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            response_time_ms=response_time_ms,
+        ),
+    )
+    return BilledCompletion(completion, cost, response_time_ms)
+
+
+async def _record(data: DataAccess, row: UsageRecord) -> float | None:
+    try:
+        return await _insert(data, row)
+    except DatabaseUnavailable:
+        raise
+    except Exception:
+        if row.run_id is None and row.processor_id is None:
+            raise DatabaseUnavailable(_WITHHELD) from None
+    # The database refused the row, which its references explain: a run_id naming no run, or a
+    # processor deleted during the call. The call happened, so it is billed without them, and the
+    # caller, whose input it most likely was, gets a 404 instead of the content.
+    detached = dataclasses.replace(
+        row,
+        run_id=None,
+        processor_id=None,
+        error_message=row.error_message or "recorded without run_id and processor_id, which the database refused",
+    )
+    try:
+        await _insert(data, detached)
+    except Exception:
+        raise DatabaseUnavailable(_WITHHELD) from None
+    raise NotFoundError("run_id (or the processor) does not exist; the call was billed without it")
+
+
+async def _insert(data: DataAccess, row: UsageRecord) -> float | None:
+    try:
+        # Shielded: a client going away must not cancel the write of a call already made.
+        return await asyncio.shield(data.record_usage(row))
+    except Exception as exc:
+        logger.error(
+            "usage row not recorded (organization %s, %s %s): %s",
+            row.organization_id,
+            row.provider,
+            row.model_name,
+            type(exc).__name__,
+        )
+        raise
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

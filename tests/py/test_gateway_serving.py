@@ -1,0 +1,105 @@
+"""The two commands that serve the gateway, run as a newcomer or an operator would run them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from devstack.postgres import free_port
+from tests.fakes.providers import FakeProviders
+from tests.py.supabase_db import Database
+from tests.py.tenants import Tenants
+from tests.py.test_gateway_harness import SYSTEM_KEYS, bearer, gateway_env, sign
+
+pytest_plugins = ["tests.py.test_gateway_harness"]  # its fixtures
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def command(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+def test_python_m_gateway_serves_real_http(db: Database, tenants: Tenants, providers: FakeProviders) -> None:
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", ""), **gateway_env(db, providers, GATEWAY_PORT=str(port))}
+    with command(["-m", "gateway"], env) as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/health")
+        assert httpx.get(f"{base}/ready").json() == {"status": "ok"}
+        token = sign({**tenants.claims(tenants.acme.member), "role": "authenticated"})
+        response = httpx.post(f"{base}/functions/v1/execute-llm", json={"prompt": "hi"}, headers=bearer(token))
+        assert response.status_code == 200, response.text
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert token.rsplit(".", 1)[1] not in output and SYSTEM_KEYS["openai"] not in output
+
+
+def test_python_m_devstack_prints_a_curl_that_works_and_stops_cleanly() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    port = free_port()
+    args = ["-m", "devstack", "--port", str(port), "--db-port", str(free_port())]
+    with command(args, env) as process:
+        assert process.stdout is not None
+        banner: list[str] = []
+        for line in process.stdout:
+            banner.append(line)
+            if line.startswith("  -d "):
+                break
+        text = "".join(banner)
+        assert "LOCAL echo" in text, text
+
+        curl = shlex.split(text[text.index("curl -sS") :].replace("\\\n", " "))
+        url = curl[2]
+        headers = dict(curl[i + 1].split(": ", 1) for i, arg in enumerate(curl) if arg == "-H")
+        body = curl[curl.index("-d") + 1]
+        response = httpx.post(url, content=body, headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        assert answer["content"].startswith("[local devstack echo model")
+        assert answer["provider"] == "openai" and answer["usage"]["input_tokens"] > 0
+        assert answer["estimated_cost"] is not None
+
+        database_url = re.search(r"database\s+(\S+)", text)
+        assert database_url is not None and database_url.group(1).startswith("postgresql://")
+
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert "Stopped" in rest
