@@ -153,7 +153,10 @@ create function vault._encrypt(plaintext text, secret_id uuid, nonce bytea) retu
 language sql stable
 set search_path = ''
 as $$
-  select encode(extensions.pgp_sym_encrypt(plaintext, vault._row_key(secret_id, nonce)), 'base64')
+  -- The row key is already a full-entropy HMAC: no password stretching (s2k-mode 0), as libsodium
+  -- in supabase_vault does none either.
+  select encode(extensions.pgp_sym_encrypt(plaintext, vault._row_key(secret_id, nonce),
+                                           'cipher-algo=aes256, s2k-mode=0'), 'base64')
 $$;
 
 create function vault._decrypt(ciphertext text, secret_id uuid, nonce bytea) returns text

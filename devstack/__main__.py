@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -54,14 +55,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, help="PostgreSQL data and log directory (default: a temporary one)")
     args = parser.parse_args(argv)
 
+    # `kill`, a container stop or a supervisor sends SIGTERM, which uvicorn re-raises after its
+    # own shutdown: unwind like Ctrl-C so that PostgreSQL is stopped too, not orphaned.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"Starting PostgreSQL on {HOST}:{args.db_port} and building {DATABASE!r} (migrations + seed)...", flush=True)
-    with running_cluster(port=args.db_port, workdir=args.workdir) as cluster:
-        build_database(cluster.host, cluster.port, cluster.user, DATABASE, legacy_privileges=False)
-        database_url = f"postgresql://postgres@{cluster.host}:{cluster.port}/{DATABASE}"
-        try:
+    code = 0
+    try:
+        with running_cluster(port=args.db_port, workdir=args.workdir) as cluster:
+            build_database(cluster.host, cluster.port, cluster.user, DATABASE, legacy_privileges=False)
+            database_url = f"postgresql://postgres@{cluster.host}:{cluster.port}/{DATABASE}"
             code = asyncio.run(_serve(database_url, args.port, args.llm_port or free_port()))
-        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once it has shut down
-            code = 0
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C (or SIGTERM) it handled, once it has shut down
+        pass
     print("Stopped: gateway, local LLM endpoint and PostgreSQL.", flush=True)
     sys.exit(code)
 
