@@ -23,13 +23,11 @@ and runs every request in one transaction in the database as the token's role wi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import threading
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, LiteralString, Self
+from typing import Any, LiteralString
 
 import jwt
 import psycopg
@@ -37,6 +35,8 @@ from aiohttp import web
 from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from tests.fakes.background import BackgroundServer
 
 _CLAIMS = web.RequestKey("claims", dict[str, Any])
 _BODY = web.RequestKey("body", object)
@@ -373,20 +373,19 @@ class _Server:
         return web.Response(text=result, content_type="application/json")
 
 
-class FakePostgrest:
+class FakePostgrest(BackgroundServer):
     """The fake REST API on a 127.0.0.1 port, served from a background thread with its own loop.
 
     `url` is the SUPABASE_URL to give a client; `requests` lists what it received.
     """
 
+    thread_name = "fake-postgrest"
+
     def __init__(self, dsn: str, jwt_secret: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
         self._dsn, self._secret = dsn, jwt_secret
-        self._host, self._requested_port = host, port
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -397,55 +396,5 @@ class FakePostgrest:
         with self._lock:
             return list(self._requests)
 
-    def start(self) -> Self:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        server = _Server(self._dsn, self._secret, self._requests, self._lock)
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=0.5)
-            try:
-                loop.run_until_complete(runner.setup())
-                site = web.TCPSite(runner, self._host, self._requested_port)
-                loop.run_until_complete(site.start())
-                self.port = runner.addresses[0][1]
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                loop.run_until_complete(runner.cleanup())
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-postgrest", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake PostgREST did not start")
-        if failure:
-            raise failure[0]
-        return self
-
-    def close(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await asyncio.to_thread(self.close)
+    def build_app(self) -> web.Application:
+        return _Server(self._dsn, self._secret, self._requests, self._lock).app()

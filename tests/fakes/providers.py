@@ -25,9 +25,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.background import BackgroundServer
 
 PROVIDERS = ("anthropic", "openai", "mistral", "google", "meta")
 # Path prefixes mirror the real base URLs' paths, so base_url() works like DEFAULT_BASE_URLS.
@@ -324,19 +326,20 @@ def build_app(state: _State) -> web.Application:
     return app
 
 
-class FakeProviders:
+class FakeProviders(BackgroundServer):
     """All five fake providers on one 127.0.0.1 port, served from a background thread.
 
     Usable as a sync or async context manager; the server has its own event loop, so
     it keeps answering while a test's loop is blocked in a client call.
     """
 
+    thread_name = "fake-providers"
+    # Cancelling handlers on disconnect ends delayed replies once the client gives up.
+    runner_options = {"handler_cancellation": True}  # noqa: RUF012
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._host, self._requested_port = host, port
+        super().__init__(host, port)
         self._state = _State(record=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     def base_url(self, provider: str) -> str:
         return f"http://{self._host}:{self.port}{PREFIXES[provider]}"
@@ -358,57 +361,8 @@ class FakeProviders:
         """Forget recorded requests and unused scripted replies."""
         self._state.reset()
 
-    def start(self) -> Self:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            # Cancelling handlers on disconnect ends delayed replies once the client gives up.
-            runner = web.AppRunner(
-                build_app(self._state), access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-            )
-            try:
-                loop.run_until_complete(runner.setup())
-                site = web.TCPSite(runner, self._host, self._requested_port)
-                loop.run_until_complete(site.start())
-                self.port = runner.addresses[0][1]
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-providers", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake providers did not start")
-        if failure:
-            raise failure[0]
-        return self
-
-    def close(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.close)
+    def build_app(self) -> web.Application:
+        return build_app(self._state)
 
 
 def main(argv: list[str] | None = None) -> None:
