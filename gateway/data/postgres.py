@@ -36,6 +36,16 @@ _PRELUDE: Final[dict[str, str]] = {
     for role in ("authenticated", "service_role")
 }
 _SERVICE_CLAIMS: Final = json.dumps({"role": "service_role"})
+# Follows `select set_config('gateway.effective_config', <config call>::text, true)` in
+# effective_config_with_key; the configuration holds no secret, and the setting ends with the
+# transaction.
+_KEY_FOR_CONFIG: Final = (
+    "::text, true); "
+    "set local role service_role; "
+    "select set_config('request.jwt.claims', %s, true); "
+    "select c, case when c ->> 'api_key_source' = 'organization' then public.get_org_api_key(%s, c ->> 'provider') end "
+    "from (select current_setting('gateway.effective_config')::jsonb as c) as resolved"
+)
 _USAGE_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UsageRecord))
 _INSERT_USAGE: Final = (
     f"insert into public.llm_usage_logs ({', '.join(_USAGE_COLUMNS)}) "
@@ -92,13 +102,23 @@ class PostgresDataAccess:
     ) -> EffectiveConfig:
         """A signed-in caller's organization comes from its token (the database's check);
         `organization_id` is used for the service role only."""
-        if caller.role == "service_role":
-            rows = await self._call(
-                caller, "select public.get_effective_llm_config_for_org(%s, %s)", (organization_id, processor_id)
-            )
-        else:
-            rows = await self._call(caller, "select public.get_effective_llm_config(%s)", (processor_id,))
+        rows = await self._call(
+            caller, "select " + _config_query(caller), _config_params(caller, organization_id, processor_id)
+        )
         return EffectiveConfig(**rows[0][0])
+
+    async def effective_config_with_key(
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+    ) -> tuple[EffectiveConfig, str | None]:
+        """One round trip: resolve as the caller, keep the result in a transaction-local setting,
+        switch to the service role and read the key only if the organization's is the one to use."""
+        rows = await self._call(
+            caller,
+            "select set_config('gateway.effective_config', " + _config_query(caller) + _KEY_FOR_CONFIG,
+            (*_config_params(caller, organization_id, processor_id), _SERVICE_CLAIMS, organization_id),
+        )
+        config, key = rows[0]
+        return EffectiveConfig(**config), key
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         rows = await self._run(
@@ -147,6 +167,18 @@ class PostgresDataAccess:
                 return await cur.fetchall()
         except psycopg.Error as exc:
             raise _mapped(exc) from exc
+
+
+def _config_query(caller: Caller) -> str:
+    if caller.role == "service_role":
+        return "public.get_effective_llm_config_for_org(%s, %s)"
+    return "public.get_effective_llm_config(%s)"
+
+
+def _config_params(
+    caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+) -> tuple[uuid.UUID | None, ...]:
+    return (organization_id, processor_id) if caller.role == "service_role" else (processor_id,)
 
 
 def _claims(caller: Caller) -> str:

@@ -85,6 +85,15 @@ class PostgrestDataAccess:
             raise _unexpected_shape("get_effective_llm_config")
         return EffectiveConfig(**data)
 
+    async def effective_config_with_key(
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+    ) -> tuple[EffectiveConfig, str | None]:
+        # Two requests: PostgREST runs one function per request, as one role.
+        config = await self.effective_config(caller, organization_id, processor_id)
+        if config.api_key_source != "organization":
+            return config, None
+        return config, await self.org_api_key(organization_id, config.provider)
+
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         data = await _execute(
             self._rest.rpc("get_org_api_key", {"p_organization_id": str(organization_id), "p_provider": provider})

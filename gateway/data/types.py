@@ -86,6 +86,14 @@ class DataAccess(Protocol):
         checks organization and membership), the service role through get_effective_llm_config_for_org."""
         ...
 
+    async def effective_config_with_key(
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+    ) -> tuple[EffectiveConfig, str | None]:
+        """effective_config, plus (with service-role rights) the organization's key for the resolved
+        provider when api_key_source is "organization": what a provider call needs, in as few
+        round trips as the adapter allows."""
+        ...
+
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         """get_org_api_key with service-role rights."""
         ...

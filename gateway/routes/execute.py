@@ -80,12 +80,9 @@ async def execute_llm(
     settings: Injected[Settings],
 ) -> ExecuteResponse:
     organization_id = organization_of(caller, data.organization_id)
-    config = await data_access.effective_config(caller, organization_id, data.processor_id)
-    api_key = None
-    if config.api_key_source == "organization":
-        api_key = await data_access.org_api_key(organization_id, config.provider)
+    config, org_key = await data_access.effective_config_with_key(caller, organization_id, data.processor_id)
     # The system key also covers an organization key deleted since the configuration was read.
-    api_key = api_key or settings.api_keys.get(config.provider, "")
+    api_key = org_key or settings.api_keys.get(config.provider, "")
 
     messages = (
         (ChatMessage(role="user", content=data.prompt),)

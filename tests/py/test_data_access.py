@@ -163,6 +163,31 @@ async def test_org_key_round_trip(backend: Backend, tenants: Tenants) -> None:
     assert await backend.data.org_api_key(tenants.acme.id, "openai") is None
 
 
+async def test_config_with_key_returns_the_org_key_only_when_it_is_the_one_to_use(
+    backend: Backend, tenants: Tenants
+) -> None:
+    member = user(tenants.acme.member, tenants.acme)
+    # The tenants' default profile is openai; the processor's "fast" profile is anthropic.
+    await backend.data.store_key(user(tenants.acme.admin, tenants.acme), tenants.acme.id, "openai", ORG_KEY)
+
+    config, key = await backend.data.effective_config_with_key(member, tenants.acme.id, None)
+    assert (config.provider, config.api_key_source, key) == ("openai", "organization", ORG_KEY)
+    config, key = await backend.data.effective_config_with_key(member, tenants.acme.id, tenants.acme.processor)
+    assert (config.provider, config.api_key_source, key) == ("anthropic", "system", None)
+
+
+async def test_config_with_key_as_service_role_for_an_explicit_org(backend: Backend, tenants: Tenants) -> None:
+    await backend.data.store_key(SERVICE, tenants.acme.id, "openai", ORG_KEY)
+    config, key = await backend.data.effective_config_with_key(SERVICE, tenants.acme.id, None)
+    assert (config.api_key_source, key) == ("organization", ORG_KEY)
+
+
+async def test_config_with_key_refuses_a_removed_member(backend: Backend, tenants: Tenants, db: Database) -> None:
+    db.run("delete from organization_members where user_id = %s", (tenants.acme.member,))
+    with pytest.raises(ForbiddenError):
+        await backend.data.effective_config_with_key(user(tenants.acme.member, tenants.acme), tenants.acme.id, None)
+
+
 async def test_member_cannot_store_a_key(backend: Backend, tenants: Tenants) -> None:
     with pytest.raises(ForbiddenError) as caught:
         await backend.data.store_key(user(tenants.acme.member, tenants.acme), tenants.acme.id, "openai", ORG_KEY)

@@ -162,6 +162,11 @@ class ExplodingData:
     async def effective_config(self, caller: Caller, organization_id: uuid.UUID, processor_id: Any) -> EffectiveConfig:
         raise RuntimeError(f"boom with {SECRET_IN_MESSAGE}")
 
+    async def effective_config_with_key(
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: Any
+    ) -> tuple[EffectiveConfig, str | None]:
+        raise RuntimeError(f"boom with {SECRET_IN_MESSAGE}")
+
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         raise NotImplementedError
 
