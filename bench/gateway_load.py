@@ -645,7 +645,7 @@ def verdicts(runs: list[Run]) -> tuple[list[str], float]:
         "",
         # With one connection nothing overlaps, so the latency is the CPU along the path.
         f"At 1 connection each request's steps run one after another: the worker's {single['gateway']:.2f} ms, "
-        f"PostgreSQL's {single['postgres']:.2f} ms (three round trips: configuration, key, usage row) and the "
+        f"PostgreSQL's {single['postgres']:.2f} ms (two round trips: configuration with the key, usage row) and the "
         f"fake's {single['fake']:.2f} ms of CPU add up to {sum(single.values()) - single['wrk']:.2f} ms, against a "
         f"p50 of {gateway_1.load.p50_ms:.2f} ms.",
     ]
