@@ -208,6 +208,7 @@ revoke execute on function private.assert_no_credentials(jsonb, text),
   private.assert_valid_llm_settings(jsonb, text),
   private.assert_valid_llm_configuration(jsonb),
   private.assert_valid_processor_configuration(jsonb) from public;
+-- The validation triggers run them as the writing role: signed-in admins and the service role.
 grant execute on function private.assert_no_credentials(jsonb, text),
   private.assert_valid_llm_settings(jsonb, text),
   private.assert_valid_llm_configuration(jsonb),

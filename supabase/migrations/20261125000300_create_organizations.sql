@@ -96,6 +96,7 @@ $$;
 
 comment on function private.current_org_role() is 'The caller''s role (owner, admin, member) in current_org_id(), else null.';
 
+-- RLS on: the API roles see and change only the rows a policy below allows.
 alter table public.organizations enable row level security;
 alter table public.organization_members enable row level security;
 

@@ -51,6 +51,7 @@ create trigger processors_validate_configuration
 before insert or update of configuration on public.processors
 for each row execute function private.validate_processor_configuration();
 
+-- RLS on: the API roles see and change only the rows a policy below allows.
 alter table public.processors enable row level security;
 alter table public.runs enable row level security;
 

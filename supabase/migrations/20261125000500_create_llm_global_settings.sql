@@ -58,6 +58,7 @@ create trigger llm_global_settings_validate
 before insert or update of configuration on public.llm_global_settings
 for each row execute function private.validate_llm_global_settings();
 
+-- RLS on: the API roles see and change only the rows a policy below allows.
 alter table public.llm_global_settings enable row level security;
 
 -- Signed-in users read the whole catalog; anon does not (the plan's USING (true) let it).

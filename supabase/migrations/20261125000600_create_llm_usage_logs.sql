@@ -74,6 +74,7 @@ create trigger llm_usage_logs_set_estimated_cost
 before insert on public.llm_usage_logs
 for each row execute function private.set_usage_estimated_cost();
 
+-- RLS on: the API roles see and change only the rows a policy below allows.
 alter table public.llm_usage_logs enable row level security;
 
 -- Members see their organization's usage and cost.
