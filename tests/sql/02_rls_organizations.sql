@@ -4,35 +4,19 @@
 begin;
 select plan(34);
 
--- Fixture: organization A (owner, admin, member), bystander organization B (admin), a stranger
--- whose token names A without membership, and a user whose token names no organization.
+-- Fixture: tests.create_cast() (organization A with owner, admin, member and a removed member;
+-- bystander organization B with an admin and an llm_configuration; a stranger whose token names A
+-- without membership; a user whose token names no organization).
 -- Ids are random; pg_temp.id(name) looks them up for every role.
 create temp table fx (name text primary key, id uuid not null);
 grant select on fx to anon, authenticated, service_role;
 create function pg_temp.id(p_name text) returns uuid language sql stable
 as $$ select fx.id from fx where fx.name = p_name $$;
 
-do $$
-declare
-  v_org_a uuid := tests.create_organization('Acme');
-  v_org_b uuid := tests.create_organization('Bystander',
-    '{"default_profile": "fast", "profiles": {"fast": {"provider": "openai", "model": "gpt-4o-mini"}}}');
-begin
-  insert into fx values
-    ('org_a', v_org_a),
-    ('org_b', v_org_b),
-    ('owner_a', tests.create_user('owner@orgs-a.test', v_org_a)),
-    ('admin_a', tests.create_user('admin@orgs-a.test', v_org_a)),
-    ('member_a', tests.create_user('member@orgs-a.test', v_org_a)),
-    ('admin_b', tests.create_user('admin@orgs-b.test', v_org_b)),
-    ('stranger', tests.create_user('stranger@orgs.test', v_org_a)),
-    ('no_org', tests.create_user('no-org@orgs.test'));
-  perform tests.add_member(v_org_a, pg_temp.id('owner_a'), 'owner');
-  perform tests.add_member(v_org_a, pg_temp.id('admin_a'), 'admin');
-  perform tests.add_member(v_org_a, pg_temp.id('member_a'), 'member');
-  perform tests.add_member(v_org_b, pg_temp.id('admin_b'), 'admin');
-end
-$$;
+select tests.create_cast();
+update public.organizations
+set llm_configuration = '{"default_profile": "fast", "profiles": {"fast": {"provider": "openai", "model": "gpt-4o-mini"}}}'
+where id = pg_temp.id('org_b');
 
 -- Structure -------------------------------------------------------------------------------------
 

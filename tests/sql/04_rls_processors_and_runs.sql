@@ -5,8 +5,9 @@
 begin;
 select plan(54);
 
--- Fixture: organization A (owner, admin, member) with two processors, a run and a usage row;
--- bystander organization B (admin) with a processor and a run; a stranger whose token names A.
+-- Fixture: tests.create_cast() (organization A: owner, admin, member; bystander organization B:
+-- admin; a stranger whose token names A), plus two processors, a run and a usage row in A and a
+-- processor and a run in B.
 create temp table fx (name text primary key, id uuid not null);
 grant select on fx to anon, authenticated, service_role;
 create function pg_temp.id(p_name text) returns uuid language sql stable
@@ -14,21 +15,12 @@ as $$ select fx.id from fx where fx.name = p_name $$;
 
 do $$
 declare
-  v_org_a uuid := tests.create_organization('Acme');
-  v_org_b uuid := tests.create_organization('Bystander');
+  v_org_a uuid;
+  v_org_b uuid;
 begin
-  insert into fx values
-    ('org_a', v_org_a),
-    ('org_b', v_org_b),
-    ('owner_a', tests.create_user('owner@procs-a.test', v_org_a)),
-    ('admin_a', tests.create_user('admin@procs-a.test', v_org_a)),
-    ('member_a', tests.create_user('member@procs-a.test', v_org_a)),
-    ('admin_b', tests.create_user('admin@procs-b.test', v_org_b)),
-    ('stranger', tests.create_user('stranger@procs.test', v_org_a));
-  perform tests.add_member(v_org_a, pg_temp.id('owner_a'), 'owner');
-  perform tests.add_member(v_org_a, pg_temp.id('admin_a'), 'admin');
-  perform tests.add_member(v_org_a, pg_temp.id('member_a'), 'member');
-  perform tests.add_member(v_org_b, pg_temp.id('admin_b'), 'admin');
+  perform tests.create_cast();
+  v_org_a := pg_temp.id('org_a');
+  v_org_b := pg_temp.id('org_b');
 
   with p as (
     insert into public.processors (organization_id, name, configuration) values

@@ -13,25 +13,12 @@ as $$ select fx.id from fx where fx.name = p_name $$;
 
 do $$
 declare
-  v_org_a uuid := tests.create_organization('Acme');
-  v_org_b uuid := tests.create_organization('Bystander');
+  v_org_a uuid;
+  v_org_b uuid;
 begin
-  insert into fx values
-    ('org_a', v_org_a),
-    ('org_b', v_org_b),
-    ('owner_a', tests.create_user('owner@catalog-a.test', v_org_a)),
-    ('admin_a', tests.create_user('admin@catalog-a.test', v_org_a)),
-    ('member_a', tests.create_user('member@catalog-a.test', v_org_a)),
-    ('former_a', tests.create_user('former@catalog-a.test', v_org_a)),
-    ('admin_b', tests.create_user('admin@catalog-b.test', v_org_b)),
-    ('stranger', tests.create_user('stranger@catalog.test', v_org_a)),
-    ('no_org', tests.create_user('no-org@catalog.test'));
-  perform tests.add_member(v_org_a, pg_temp.id('owner_a'), 'owner');
-  perform tests.add_member(v_org_a, pg_temp.id('admin_a'), 'admin');
-  perform tests.add_member(v_org_a, pg_temp.id('member_a'), 'member');
-  perform tests.add_member(v_org_b, pg_temp.id('admin_b'), 'admin');
-  perform tests.add_member(v_org_a, pg_temp.id('former_a'), 'member');
-  delete from public.organization_members where user_id = pg_temp.id('former_a');
+  perform tests.create_cast();
+  v_org_a := pg_temp.id('org_a');
+  v_org_b := pg_temp.id('org_b');
 
   -- A model of our own, the default if the seed has none, so that a second default is a conflict.
   insert into public.llm_global_settings (provider, model_name, display_name, is_default, cost_per_million_input_tokens)

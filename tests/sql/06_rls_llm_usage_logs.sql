@@ -15,27 +15,14 @@ as $$ select fx.id from fx where fx.name = p_name $$;
 
 do $$
 declare
-  v_org_a uuid := tests.create_organization('Acme');
-  v_org_b uuid := tests.create_organization('Bystander');
+  v_org_a uuid;
+  v_org_b uuid;
   v_org_c uuid := tests.create_organization('Closing Down');
 begin
-  insert into fx values
-    ('org_a', v_org_a),
-    ('org_b', v_org_b),
-    ('org_c', v_org_c),
-    ('owner_a', tests.create_user('owner@usage-a.test', v_org_a)),
-    ('admin_a', tests.create_user('admin@usage-a.test', v_org_a)),
-    ('member_a', tests.create_user('member@usage-a.test', v_org_a)),
-    ('former_a', tests.create_user('former@usage-a.test', v_org_a)),
-    ('admin_b', tests.create_user('admin@usage-b.test', v_org_b)),
-    ('stranger', tests.create_user('stranger@usage.test', v_org_a)),
-    ('no_org', tests.create_user('no-org@usage.test'));
-  perform tests.add_member(v_org_a, pg_temp.id('owner_a'), 'owner');
-  perform tests.add_member(v_org_a, pg_temp.id('admin_a'), 'admin');
-  perform tests.add_member(v_org_a, pg_temp.id('member_a'), 'member');
-  perform tests.add_member(v_org_b, pg_temp.id('admin_b'), 'admin');
-  perform tests.add_member(v_org_a, pg_temp.id('former_a'), 'member');
-  delete from public.organization_members where user_id = pg_temp.id('former_a');
+  perform tests.create_cast();
+  v_org_a := pg_temp.id('org_a');
+  v_org_b := pg_temp.id('org_b');
+  insert into fx values ('org_c', v_org_c);
 
   with p as (insert into public.processors (organization_id, name) values (v_org_a, 'Summarize') returning id)
   insert into fx select 'proc_a', p.id from p;

@@ -79,3 +79,36 @@ end
 $$;
 
 grant execute on all functions in schema tests to anon, authenticated, service_role;
+
+-- The cast most RLS files need, into the caller's temp table fx (name, id): organization A with
+-- an owner, an admin, a member and a removed member (former_a, whose token still names A),
+-- bystander organization B with an admin, a stranger whose token names A without membership,
+-- and a user whose token names no organization.
+create function tests.create_cast()
+returns void
+language plpgsql
+as $$
+declare
+  v_org_a uuid := tests.create_organization('Acme');
+  v_org_b uuid := tests.create_organization('Bystander');
+  v_former uuid := tests.create_user('former@a.test', v_org_a);
+begin
+  insert into pg_temp.fx values
+    ('org_a', v_org_a),
+    ('org_b', v_org_b),
+    ('owner_a', tests.create_user('owner@a.test', v_org_a)),
+    ('admin_a', tests.create_user('admin@a.test', v_org_a)),
+    ('member_a', tests.create_user('member@a.test', v_org_a)),
+    ('former_a', v_former),
+    ('admin_b', tests.create_user('admin@b.test', v_org_b)),
+    ('stranger', tests.create_user('stranger@a.test', v_org_a)),
+    ('no_org', tests.create_user('no-org@nowhere.test'));
+  perform tests.add_member(v_org_a, f.id, r.role)
+  from (values ('owner_a', 'owner'), ('admin_a', 'admin'), ('member_a', 'member')) as r (name, role)
+  join pg_temp.fx as f on f.name = r.name;
+  perform tests.add_member(v_org_b, (select f.id from pg_temp.fx as f where f.name = 'admin_b'), 'admin');
+  -- Removed: a member once, with a token that still names A.
+  perform tests.add_member(v_org_a, v_former, 'member');
+  delete from public.organization_members where user_id = v_former;
+end
+$$;
