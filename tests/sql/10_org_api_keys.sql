@@ -42,26 +42,6 @@ as $$
     ('read a decrypted key', format('select public.get_org_api_key(%L, %L)', p_organization_id, 'openai'))
 $$;
 
--- Runs a statement and returns its error (code, message, detail, hint), or null if it succeeds.
-create function pg_temp.error_of(p_sql text)
-returns jsonb
-language plpgsql
-as $$
-declare
-  v_code text;
-  v_message text;
-  v_detail text;
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_code = returned_sqlstate, v_message = message_text,
-    v_detail = pg_exception_detail, v_hint = pg_exception_hint;
-  return jsonb_build_object('code', v_code, 'message', v_message, 'detail', v_detail, 'hint', v_hint);
-end
-$$;
-
 -- Globex already has a key, stored by the backend.
 select tests.authenticate_as_service_role();
 select public.store_org_api_key(:'globex', 'openai', :'globex_openai_key') as globex_openai_secret \gset
@@ -163,7 +143,7 @@ select throws_ok(
   'an unknown provider is an invalid parameter'
 );
 select is(
-  strpos(pg_temp.error_of(format('select public.store_org_api_key(%L, %L, %L)', :'acme', 'cohere', :'acme_openai_key'))::text,
+  strpos(tests.error_of(format('select public.store_org_api_key(%L, %L, %L)', :'acme', 'cohere', :'acme_openai_key'))::text,
          :'acme_openai_key'),
   0,
   'the unknown-provider error (message, detail, hint) does not contain the key'
@@ -174,7 +154,7 @@ select throws_ok(
   'a key with spaces is malformed'
 );
 select is(
-  strpos(pg_temp.error_of(format('select public.store_org_api_key(%L, %L, %L)', :'acme', 'openai', 'sk-test pasted with spaces'))::text,
+  strpos(tests.error_of(format('select public.store_org_api_key(%L, %L, %L)', :'acme', 'openai', 'sk-test pasted with spaces'))::text,
          'sk-test pasted with spaces'),
   0,
   'the malformed-key error (message, detail, hint) does not contain the key'

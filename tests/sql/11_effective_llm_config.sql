@@ -80,26 +80,6 @@ select tests.add_member(:'umbrella', :'umbrella_member', 'member');
 select tests.add_member(:'acme', :'consultant', 'member');
 select tests.add_member(:'globex', :'consultant', 'member');
 
--- Runs a statement and returns its error (code, message, detail, hint), or null if it succeeds.
-create function pg_temp.error_of(p_sql text)
-returns jsonb
-language plpgsql
-as $$
-declare
-  v_code text;
-  v_message text;
-  v_detail text;
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_code = returned_sqlstate, v_message = message_text,
-    v_detail = pg_exception_detail, v_hint = pg_exception_hint;
-  return jsonb_build_object('code', v_code, 'message', v_message, 'detail', v_detail, 'hint', v_hint);
-end
-$$;
-
 -- The normalized result for a catalog model, as resolution must build it from the catalog row.
 create function pg_temp.from_catalog(p_provider text, p_model text, p_extra jsonb)
 returns jsonb
@@ -141,8 +121,8 @@ select throws_ok(format('select public.get_effective_llm_config_for_org(%L)', :'
 select throws_ok(format('select public.get_effective_llm_config(%L)', :'globex_processor'), 'P0002', null,
   'a member asking for another organization''s processor gets not found');
 select is(
-  pg_temp.error_of(format('select public.get_effective_llm_config(%L)', :'globex_processor')),
-  pg_temp.error_of(format('select public.get_effective_llm_config(%L)', gen_random_uuid())),
+  tests.error_of(format('select public.get_effective_llm_config(%L)', :'globex_processor')),
+  tests.error_of(format('select public.get_effective_llm_config(%L)', gen_random_uuid())),
   'another organization''s processor fails exactly like one that does not exist'
 );
 

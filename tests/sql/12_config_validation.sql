@@ -13,26 +13,6 @@ select tests.add_member(:'acme', :'acme_admin', 'admin');
 insert into public.processors (organization_id, name) values (:'acme', 'Existing processor')
 returning id as acme_processor \gset
 
--- Runs a statement and returns its error (code, message, detail, hint), or null if it succeeds.
-create function pg_temp.error_of(p_sql text)
-returns jsonb
-language plpgsql
-as $$
-declare
-  v_code text;
-  v_message text;
-  v_detail text;
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_code = returned_sqlstate, v_message = message_text,
-    v_detail = pg_exception_detail, v_hint = pg_exception_hint;
-  return jsonb_build_object('code', v_code, 'message', v_message, 'detail', v_detail, 'hint', v_hint);
-end
-$$;
-
 -- A LIKE pattern matching messages that contain p_path literally (_ is a LIKE wildcard).
 create function pg_temp.naming(p_path text)
 returns text
@@ -179,14 +159,14 @@ select throws_like(
 from pg_temp.invalid_llm_configurations() as c;
 
 select is(
-  strpos(pg_temp.error_of(format('update public.organizations set llm_configuration = %L where id = %L',
+  strpos(tests.error_of(format('update public.organizations set llm_configuration = %L where id = %L',
     '{"profiles": {"fast": {"provider": "openai", "model": "sk-proj-AbCdEfGhIjKlMnOpQrStUv012345"}}}', :'acme'))::text,
     'sk-proj-AbCdEfGhIjKlMnOpQrStUv012345'),
   0,
   'the error for a pasted key does not repeat the key'
 );
 select is(
-  strpos(pg_temp.error_of(format('update public.organizations set llm_configuration = %L where id = %L',
+  strpos(tests.error_of(format('update public.organizations set llm_configuration = %L where id = %L',
     '{"profiles": {"fast": {"provider": "openai", "model": "gpt-4o-mini", "api_key": "not-a-real-key-42"}}}', :'acme'))::text,
     'not-a-real-key-42'),
   0,

@@ -78,7 +78,26 @@ begin
 end
 $$;
 
-grant execute on all functions in schema tests to anon, authenticated, service_role;
+-- Runs a statement and returns its error (code, message, detail, hint), or null if it succeeds.
+create function tests.error_of(p_sql text)
+returns jsonb
+language plpgsql
+as $$
+declare
+  v_code text;
+  v_message text;
+  v_detail text;
+  v_hint text;
+begin
+  execute p_sql;
+  return null;
+exception when others then
+  get stacked diagnostics v_code = returned_sqlstate, v_message = message_text,
+    v_detail = pg_exception_detail, v_hint = pg_exception_hint;
+  return jsonb_build_object('code', v_code, 'message', v_message, 'detail', v_detail, 'hint', v_hint);
+end
+$$;
+
 
 -- The cast most RLS files need, into the caller's temp table fx (name, id): organization A with
 -- an owner, an admin, a member and a removed member (former_a, whose token still names A),
@@ -112,3 +131,6 @@ begin
   delete from public.organization_members where user_id = v_former;
 end
 $$;
+
+-- Tests call the helpers under whichever role they act as.
+grant execute on all functions in schema tests to anon, authenticated, service_role;
