@@ -8,10 +8,7 @@ select plan(34);
 -- bystander organization B with an admin and an llm_configuration; a stranger whose token names A
 -- without membership; a user whose token names no organization).
 -- Ids are random; pg_temp.id(name) looks them up for every role.
-create temp table fx (name text primary key, id uuid not null);
-grant select on fx to anon, authenticated, service_role;
-create function pg_temp.id(p_name text) returns uuid language sql stable
-as $$ select fx.id from fx where fx.name = p_name $$;
+select tests.create_fixture_table();
 
 select tests.create_cast();
 update public.organizations

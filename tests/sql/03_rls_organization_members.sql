@@ -6,10 +6,7 @@ select plan(43);
 
 -- Fixture: organization A with two owners, two admins and three members; bystander organization
 -- B with an owner, an admin and a member; a stranger whose token names A; newcomers to add.
-create temp table fx (name text primary key, id uuid not null);
-grant select on fx to anon, authenticated, service_role;
-create function pg_temp.id(p_name text) returns uuid language sql stable
-as $$ select fx.id from fx where fx.name = p_name $$;
+select tests.create_fixture_table();
 
 do $$
 declare

@@ -8,10 +8,7 @@ select plan(54);
 -- Fixture: tests.create_cast() (organization A: owner, admin, member; bystander organization B:
 -- admin; a stranger whose token names A), plus two processors, a run and a usage row in A and a
 -- processor and a run in B.
-create temp table fx (name text primary key, id uuid not null);
-grant select on fx to anon, authenticated, service_role;
-create function pg_temp.id(p_name text) returns uuid language sql stable
-as $$ select fx.id from fx where fx.name = p_name $$;
+select tests.create_fixture_table();
 
 do $$
 declare

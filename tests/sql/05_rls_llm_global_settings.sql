@@ -6,10 +6,7 @@ select plan(27);
 
 -- Fixture: organization A (owner, admin, member, and a removed member), organization B (admin),
 -- a stranger whose token names A, a user in no organization, and one catalog row of our own.
-create temp table fx (name text primary key, id uuid not null);
-grant select on fx to anon, authenticated, service_role;
-create function pg_temp.id(p_name text) returns uuid language sql stable
-as $$ select fx.id from fx where fx.name = p_name $$;
+select tests.create_fixture_table();
 
 do $$
 declare

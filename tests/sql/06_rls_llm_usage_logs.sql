@@ -8,10 +8,7 @@ select plan(31);
 -- Fixture: organization A (owner, admin, member, and a removed member) with a processor, a run
 -- and two usage rows (a success and a failure); bystander organization B (admin) with one row;
 -- organization C, to be deleted, with one row; a stranger whose token names A.
-create temp table fx (name text primary key, id uuid not null);
-grant select on fx to anon, authenticated, service_role;
-create function pg_temp.id(p_name text) returns uuid language sql stable
-as $$ select fx.id from fx where fx.name = p_name $$;
+select tests.create_fixture_table();
 
 do $$
 declare

@@ -99,6 +99,20 @@ end
 $$;
 
 
+-- A test's named ids: temp table fx (name, id) and pg_temp.id(name), readable by every role the
+-- test acts as, gone with the session.
+create function tests.create_fixture_table()
+returns void
+language plpgsql
+as $$
+begin
+  create temp table fx (name text primary key, id uuid not null);
+  grant select on pg_temp.fx to anon, authenticated, service_role;
+  create function pg_temp.id(p_name text) returns uuid language sql stable
+  as 'select fx.id from pg_temp.fx as fx where fx.name = p_name';
+end
+$$;
+
 -- The cast most RLS files need, into the caller's temp table fx (name, id): organization A with
 -- an owner, an admin, a member and a removed member (former_a, whose token still names A),
 -- bystander organization B with an admin, a stranger whose token names A without membership,
