@@ -340,22 +340,10 @@ def gateway_argv(transport: str, port: int) -> list[str]:
     ]
 
 
-def httpx_default_client(settings: Settings) -> httpx.AsyncClient:
-    """build_http_client's limits and timeouts on httpx's own transport (httpcore)."""
-    limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections)
-    timeout = httpx.Timeout(
-        connect=settings.connect_timeout,
-        read=settings.read_timeout,
-        write=settings.read_timeout,
-        pool=settings.connect_timeout,
-    )
-    return httpx.AsyncClient(timeout=timeout, limits=limits)
-
-
 def httpx_transport_app() -> Litestar:
     """uvicorn factory: the gateway exactly as `python -m gateway` builds it, but for its client."""
     settings = Settings.from_env()
-    client = httpx_default_client(settings)
+    client = build_http_client(settings, aiohttp_transport=False)
     app = create_app(settings, http_client=client)
     app.on_shutdown.append(client.aclose)  # create_app leaves a client it was given to its caller
     return app
@@ -493,8 +481,9 @@ async def client_cpu(transport: str, settings: Settings, url: str, body: dict[st
                 async with session.post(url, headers=headers, json=body) as response:
                     await response.json()
         else:
-            make = build_http_client if transport == "aiohttp" else httpx_default_client
-            client = await stack.enter_async_context(make(settings))
+            client = await stack.enter_async_context(
+                build_http_client(settings, aiohttp_transport=transport == "aiohttp")
+            )
 
             async def post() -> None:
                 (await client.post(url, headers=headers, json=body)).json()
