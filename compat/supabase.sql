@@ -57,6 +57,7 @@ grant all on schema public to postgres;
 grant usage on schema public to anon, authenticated, service_role;
 
 create schema extensions;
+-- Everyone may call extension functions (pgcrypto, pgTAP), as on Supabase.
 grant usage on schema extensions to postgres, anon, authenticated, service_role;
 create extension pgcrypto schema extensions;
 create extension pgtap schema extensions;
@@ -65,6 +66,7 @@ create extension plpgsql_check schema extensions;
 -- auth -----------------------------------------------------------------------------------------
 
 create schema auth;
+-- The API roles resolve auth.uid() and friends; auth's tables stay closed to them (below).
 grant usage on schema auth to anon, authenticated, service_role, postgres;
 
 create table auth.users (
@@ -106,6 +108,7 @@ as $$
   )::text
 $$;
 
+-- RLS policies and functions read the caller's claims through these, as every role.
 grant execute on function auth.jwt(), auth.uid(), auth.role()
   to anon, authenticated, service_role, postgres;
 

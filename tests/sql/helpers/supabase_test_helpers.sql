@@ -3,6 +3,7 @@
 -- Loaded into test databases only, never by a migration.
 
 create schema tests;
+-- Tests switch roles and keep calling the helpers (test databases only).
 grant usage on schema tests to anon, authenticated, service_role;
 
 -- A user whose token carries p_organization_id in app_metadata (as a custom claims hook would).
