@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 
 import uvicorn
 from litestar import Litestar
+from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
 from gateway.settings import Settings, SettingsError
@@ -30,7 +32,7 @@ def main() -> None:
     except SettingsError as exc:
         sys.exit(f"gateway: configuration error: {exc}")
     _configure_logging(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         "gateway.__main__:app_from_env",
         factory=True,
         host=settings.host,
@@ -40,6 +42,35 @@ def main() -> None:
         log_config=None,
         server_header=False,
     )
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[tcp_listener(settings.host, settings.port)]).run()
+            return
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; the shutdown is done
+        return
+    if not server.started:
+        sys.exit(3)  # uvicorn's own exit status for a failed start-up
+
+
+def tcp_listener(host: str, port: int) -> socket.socket:
+    """The workers' shared listening socket, created with proto IPPROTO_TCP.
+
+    uvicorn's own (`Config.bind_socket`) has proto 0, which accepted sockets inherit, and asyncio
+    enables TCP_NODELAY only on IPPROTO_TCP sockets: with more than one worker every keep-alive
+    request after the first would wait about 40 ms for a delayed ACK (uvicorn issue #3149)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        sys.exit(f"gateway: cannot listen on {host}:{port}: {exc.strerror}")
+    sock.set_inheritable(True)
+    logging.getLogger("uvicorn.error").info("listening on %s:%d", host, sock.getsockname()[1])
+    return sock
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,8 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from devstack.postgres import free_port
+from gateway.__main__ import tcp_listener
 from tests.fakes.providers import FakeProviders
 from tests.py.supabase_db import Database
 from tests.py.tenants import Tenants
@@ -55,9 +59,15 @@ def wait_for(url: str, seconds: float = 60) -> None:
     raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
-def test_python_m_gateway_serves_real_http(db: Database, tenants: Tenants, providers: FakeProviders) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_python_m_gateway_serves_real_http(
+    db: Database, tenants: Tenants, providers: FakeProviders, workers: int
+) -> None:
     port = free_port()
-    env = {"PATH": os.environ.get("PATH", ""), **gateway_env(db, providers, GATEWAY_PORT=str(port))}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        **gateway_env(db, providers, GATEWAY_PORT=str(port), GATEWAY_WORKERS=str(workers)),
+    }
     with command(["-m", "gateway"], env) as process:
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/health")
@@ -103,3 +113,24 @@ def test_python_m_devstack_prints_a_curl_that_works_and_stops_cleanly() -> None:
         rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0
     assert "Stopped" in rest
+
+
+def test_the_workers_listener_gives_accepted_connections_tcp_nodelay() -> None:
+    """Without TCP_NODELAY each keep-alive response waits for the client's delayed ACK."""
+
+    async def accepted_nodelay() -> int:
+        listener = tcp_listener("127.0.0.1", 0)
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_connect(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.set_result(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection(*listener.getsockname())
+            nodelay = await asyncio.wait_for(accepted, 5)
+            writer.close()
+        return nodelay
+
+    assert asyncio.run(accepted_nodelay()) == 1
