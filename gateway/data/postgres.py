@@ -6,7 +6,8 @@ server-side and every call is a single transaction that sets its own role and JW
 
 Most calls are one round trip: the role prelude and the function call travel as one
 multi-statement simple query (client-side parameter binding), which PostgreSQL runs as one
-implicit transaction: an error anywhere rolls back all of it.
+implicit transaction: an error anywhere rolls back all of it. Usage rows are group-committed:
+the rows of concurrent calls go in one insert (see group_commit.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.data.errors import database_error, unavailable
+from gateway.data.group_commit import GroupCommit
 from gateway.data.types import Caller, EffectiveConfig, KeyInfo, UsageRecord
 from gateway.errors import GatewayError
 
@@ -47,10 +49,10 @@ _KEY_FOR_CONFIG: Final = (
     "from (select current_setting('gateway.effective_config')::jsonb as c) as resolved"
 )
 _USAGE_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UsageRecord))
-_INSERT_USAGE: Final = (
-    f"insert into public.llm_usage_logs ({', '.join(_USAGE_COLUMNS)}) "
-    f"values ({', '.join(['%s'] * len(_USAGE_COLUMNS))}) returning estimated_cost"
-)
+# The gateway picks each row's id, which matches RETURNING's rows to the batch's callers
+# (RETURNING promises no order).
+_INSERT_USAGE: Final = f"insert into public.llm_usage_logs (id, {', '.join(_USAGE_COLUMNS)}) values "
+_USAGE_ROW: Final = f"({', '.join(['%s'] * (len(_USAGE_COLUMNS) + 1))})"
 
 
 class PostgresDataAccess:
@@ -59,6 +61,7 @@ class PostgresDataAccess:
     def __init__(self, pool: Pool, *, statement_timeout_ms: int = 5000) -> None:
         self.pool = pool
         self._statement_timeout = f"{statement_timeout_ms}ms"
+        self._usage: GroupCommit[UsageRecord, float | None] = GroupCommit(self._insert_usage)
 
     @classmethod
     async def connect(
@@ -88,6 +91,7 @@ class PostgresDataAccess:
         return cls(pool, statement_timeout_ms=statement_timeout_ms)
 
     async def close(self) -> None:
+        await self._usage.drain()
         await self.pool.close()
 
     async def ping(self) -> None:
@@ -128,10 +132,36 @@ class PostgresDataAccess:
         return key
 
     async def record_usage(self, record: UsageRecord) -> float | None:
-        values = tuple(getattr(record, column) for column in _USAGE_COLUMNS)
-        rows = await self._run("service_role", _SERVICE_CLAIMS, _INSERT_USAGE, values)
-        cost: Decimal | None = rows[0][0]
-        return None if cost is None else float(cost)
+        return await self._usage.submit(record)
+
+    async def _insert_usage(self, records: Sequence[UsageRecord]) -> list[float | Exception | None]:
+        """One insert of all `records`. A row the database refuses rolls back the whole batch, so
+        then each goes again on its own, and only that row's caller gets the error."""
+        try:
+            return list(await self._insert_rows(records))
+        except psycopg.Error as exc:
+            # Only a refused row (integrity or data error, classes 23 and 22) is worth isolating.
+            if len(records) == 1 or exc.sqlstate is None or exc.sqlstate[:2] not in ("22", "23"):
+                return [_mapped(exc) for _ in records]
+        outcomes: list[float | Exception | None] = []
+        for record in records:
+            try:
+                outcomes.extend(await self._insert_rows([record]))
+            except psycopg.Error as exc:
+                outcomes.append(_mapped(exc))
+        return outcomes
+
+    async def _insert_rows(self, records: Sequence[UsageRecord]) -> list[float | None]:
+        ids = [uuid.uuid4() for _ in records]
+        values = [
+            value
+            for id_, record in zip(ids, records, strict=True)
+            for value in (id_, *(getattr(record, column) for column in _USAGE_COLUMNS))
+        ]
+        query = _INSERT_USAGE + ", ".join([_USAGE_ROW] * len(records)) + " returning id, estimated_cost"
+        rows = await self._run_unmapped("service_role", _SERVICE_CLAIMS, query, values)
+        costs: dict[uuid.UUID, Decimal | None] = {id_: cost for id_, cost in rows}
+        return [None if (cost := costs[id_]) is None else float(cost) for id_ in ids]
 
     async def store_key(self, caller: Caller, organization_id: uuid.UUID, provider: str, api_key: str) -> None:
         # The key is bound server-side (extended protocol), never spliced into the query text,
@@ -160,13 +190,18 @@ class PostgresDataAccess:
     async def _run(self, role: str, claims: str, query: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
         """One round trip, one transaction: prelude + `query`; the rows of `query`."""
         try:
-            async with self.pool.connection() as conn, AsyncClientCursor(conn) as cur:
-                await cur.execute(_PRELUDE[role] + query, (claims, self._statement_timeout, *params))
-                while cur.nextset():
-                    pass
-                return await cur.fetchall()
+            return await self._run_unmapped(role, claims, query, params)
         except psycopg.Error as exc:
             raise _mapped(exc) from exc
+
+    async def _run_unmapped(
+        self, role: str, claims: str, query: str, params: Sequence[object]
+    ) -> list[tuple[Any, ...]]:
+        async with self.pool.connection() as conn, AsyncClientCursor(conn) as cur:
+            await cur.execute(_PRELUDE[role] + query, (claims, self._statement_timeout, *params))
+            while cur.nextset():
+                pass
+            return await cur.fetchall()
 
 
 def _config_query(caller: Caller) -> str:

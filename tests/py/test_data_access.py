@@ -21,7 +21,7 @@ from devstack.postgres import free_port
 from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
 from gateway.data.types import Caller, DataAccess, UsageRecord
-from gateway.errors import BadRequest, DatabaseUnavailable, ForbiddenError, NotFoundError
+from gateway.errors import BadRequest, DatabaseUnavailable, ForbiddenError, GatewayError, NotFoundError
 from tests.fakes.postgrest import FakePostgrest
 from tests.py.supabase_db import Database, user_claims
 from tests.py.tenants import Org, Tenants
@@ -263,6 +263,45 @@ async def test_failed_call_without_tokens_has_no_cost(backend: Backend, tenants:
     assert cost is None
 
 
+async def test_concurrent_usage_rows_each_get_their_own_cost_and_are_committed_once(
+    backend: Backend, tenants: Tenants, db: Database
+) -> None:
+    operation = str(uuid.uuid4())
+    # gpt-4o-mini: $0.15 input, $0.60 output per million tokens; each call a different size.
+    rows = [
+        UsageRecord(
+            tenants.acme.id, "openai", "gpt-4o-mini", operation_id=operation, input_tokens=n * 1000, output_tokens=n
+        )
+        for n in range(1, 13)
+    ]
+    costs = await asyncio.gather(*(backend.data.record_usage(row) for row in rows))
+    assert costs == [pytest.approx((n * 1000 * 0.15 + n * 0.60) / 1e6, abs=1e-6) for n in range(1, 13)]
+    with db.connect() as fresh:
+        stored = fresh.execute(
+            "select input_tokens, estimated_cost from llm_usage_logs where operation_id = %s order by input_tokens",
+            (operation,),
+        ).fetchall()
+    assert [(r["input_tokens"], float(r["estimated_cost"])) for r in stored] == [
+        (row.input_tokens, pytest.approx(cost)) for row, cost in zip(rows, costs, strict=True)
+    ]
+
+
+async def test_a_refused_usage_row_fails_only_its_own_caller(backend: Backend, tenants: Tenants, db: Database) -> None:
+    operation = str(uuid.uuid4())
+    good = UsageRecord(tenants.acme.id, "openai", "gpt-4o", operation_id=operation, input_tokens=10, output_tokens=1)
+    refused = UsageRecord(tenants.acme.id, "openai", "gpt-4o", operation_id=operation, run_id=uuid.uuid4())
+    outcomes = await asyncio.gather(
+        *(backend.data.record_usage(row) for row in (good, refused, good, good)), return_exceptions=True
+    )
+    assert isinstance(outcomes[1], GatewayError), outcomes
+    assert all(isinstance(cost, float) for i, cost in enumerate(outcomes) if i != 1), outcomes
+    with db.connect() as fresh:
+        [count] = fresh.execute(
+            "select count(*) as n from llm_usage_logs where operation_id = %s", (operation,)
+        ).fetchall()
+    assert count == {"n": 3}
+
+
 # Availability -----------------------------------------------------------------------------------
 
 
@@ -302,6 +341,41 @@ async def test_postgres_adapter_prepares_nothing_and_leaves_no_session_state(db:
             assert await cur.fetchone() == (0, "postgres", "", "0")
     finally:
         await data.close()
+
+
+async def test_postgres_adapter_commits_concurrent_usage_rows_in_one_transaction(
+    db: Database, tenants: Tenants
+) -> None:
+    data = await PostgresDataAccess.connect(db.dsn(), max_size=4)
+    try:
+        operation = str(uuid.uuid4())
+        row = UsageRecord(tenants.acme.id, "openai", "gpt-4o", operation_id=operation, input_tokens=10)
+        await asyncio.gather(*(data.record_usage(row) for _ in range(10)))
+    finally:
+        await data.close()
+    with db.connect() as fresh:
+        # now() is the transaction's start: one value for all ten rows means one insert, one commit.
+        [stored] = fresh.execute(
+            "select count(*) as n, count(distinct created_at) as transactions from llm_usage_logs"
+            " where operation_id = %s",
+            (operation,),
+        ).fetchall()
+    assert stored == {"n": 10, "transactions": 1}
+
+
+async def test_postgres_adapter_close_waits_for_usage_rows_in_flight(db: Database, tenants: Tenants) -> None:
+    data = await PostgresDataAccess.connect(db.dsn(), max_size=1)
+    operation = str(uuid.uuid4())
+    row = UsageRecord(tenants.acme.id, "openai", "gpt-4o", operation_id=operation, input_tokens=10)
+    writes = [asyncio.ensure_future(data.record_usage(row)) for _ in range(5)]
+    await asyncio.sleep(0)  # submitted, not yet written
+    await data.close()
+    assert all(write.done() and write.exception() is None for write in writes)
+    with db.connect() as fresh:
+        [stored] = fresh.execute(
+            "select count(*) as n from llm_usage_logs where operation_id = %s", (operation,)
+        ).fetchall()
+    assert stored == {"n": 5}
 
 
 async def test_postgrest_adapter_sends_the_users_token_and_the_project_key(db: Database, tenants: Tenants) -> None:
