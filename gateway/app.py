@@ -21,6 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from gateway.auth import TokenVerifier
+from gateway.config_cache import ConfigCache
 from gateway.data import Caller, DataAccess
 from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
@@ -40,6 +41,7 @@ def create_app(
     settings: Settings, *, data: DataAccess | None = None, http_client: httpx.AsyncClient | None = None
 ) -> Litestar:
     """The gateway app. `data` and `http_client` replace the ones it would open (the caller closes them)."""
+    config_cache = ConfigCache(settings.config_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -61,6 +63,7 @@ def create_app(
         lifespan=[lifespan],
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
+            "config_cache": Provide(lambda: config_cache, sync_to_thread=False),
             "http_client": Provide(_http_client, sync_to_thread=False),
             "data_access": Provide(_data_access, sync_to_thread=False),
             "caller": Provide(_provide_caller),

@@ -62,6 +62,10 @@ class Settings:
     database_timeout: float = 5.0
     """DATABASE_TIMEOUT_SECONDS: wait for a pooled connection (DATABASE_URL) or a PostgREST answer."""
 
+    config_cache_seconds: float = 0.0
+    """GATEWAY_CONFIG_CACHE_SECONDS: how long a worker may reuse execute-llm's configuration and
+    key lookup for the same token and processor; 0 (the default) asks the database every call."""
+
     cors_origins: tuple[str, ...] = ()
     """GATEWAY_CORS_ORIGINS: comma-separated browser origins allowed to call the gateway ("*" for any)."""
 
@@ -114,6 +118,9 @@ class Settings:
             max_connections=env.integer("PROVIDER_MAX_CONNECTIONS", cls.max_connections, 1, 10_000),
             database_pool_size=env.integer("DATABASE_POOL_SIZE", cls.database_pool_size, 1, 1_000),
             database_timeout=env.number("DATABASE_TIMEOUT_SECONDS", cls.database_timeout),
+            config_cache_seconds=env.number(
+                "GATEWAY_CONFIG_CACHE_SECONDS", cls.config_cache_seconds, zero_allowed=True
+            ),
             cors_origins=env.origins("GATEWAY_CORS_ORIGINS"),
             host=env.text("GATEWAY_HOST") or cls.host,
             port=env.integer("GATEWAY_PORT", cls.port, 1, 65_535),
@@ -154,7 +161,7 @@ class _Env:
                 raise SettingsError(f"{name} must list origins like https://app.example.com, or be *")
         return origins
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, *, zero_allowed: bool = False) -> float:
         value = self.text(name)
         if value is None:
             return default
@@ -162,8 +169,8 @@ class _Env:
             number = float(value)
         except ValueError:
             number = math.nan
-        if not math.isfinite(number) or number <= 0:
-            raise SettingsError(f"{name} must be a positive number of seconds")
+        if not math.isfinite(number) or number < 0 or (number == 0 and not zero_allowed):
+            raise SettingsError(f"{name} must be a {'non-negative' if zero_allowed else 'positive'} number of seconds")
         return number
 
     def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:

@@ -11,6 +11,7 @@ from litestar import post
 from litestar.params import JSONBody
 
 from gateway.auth import organization_of
+from gateway.config_cache import ConfigCache
 from gateway.data import Caller, DataAccess, UsageRecord
 from gateway.providers import ChatMessage, CompletionRequest
 from gateway.routes import Injected, error_responses
@@ -78,9 +79,12 @@ async def execute_llm(
     data_access: Injected[DataAccess],
     http_client: Injected[httpx.AsyncClient],
     settings: Injected[Settings],
+    config_cache: Injected[ConfigCache],
 ) -> ExecuteResponse:
     organization_id = organization_of(caller, data.organization_id)
-    config, org_key = await data_access.effective_config_with_key(caller, organization_id, data.processor_id)
+    config, org_key = await config_cache.effective_config_with_key(
+        data_access, caller, organization_id, data.processor_id
+    )
     # The system key also covers an organization key deleted since the configuration was read.
     api_key = org_key or settings.api_keys.get(config.provider, "")
 

@@ -15,6 +15,7 @@ from litestar import post
 from litestar.params import JSONBody
 
 from gateway.auth import organization_of
+from gateway.config_cache import ConfigCache
 from gateway.data import Caller, DataAccess
 from gateway.errors import NotFoundError
 from gateway.providers import PROVIDERS
@@ -60,7 +61,10 @@ class ManageKeysResponse(msgspec.Struct, omit_defaults=True):
     responses=error_responses(400, 401, 403, 404, 503),
 )
 async def manage_llm_keys(
-    data: JSONBody[ManageKeysRequest], caller: Injected[Caller], data_access: Injected[DataAccess]
+    data: JSONBody[ManageKeysRequest],
+    caller: Injected[Caller],
+    data_access: Injected[DataAccess],
+    config_cache: Injected[ConfigCache],
 ) -> ManageKeysResponse:
     organization_id = organization_of(caller, data.organization_id)
     if data.action == "list":
@@ -68,7 +72,9 @@ async def manage_llm_keys(
         return ManageKeysResponse(action="list", keys=[KeyOut(k.provider, k.key_hint, k.updated_at) for k in keys])
     provider = str(data.provider)
     if data.action == "delete":
-        if not await data_access.delete_key(caller, organization_id, provider):
+        deleted = await data_access.delete_key(caller, organization_id, provider)
+        config_cache.clear()  # this worker's next calls must not use the deleted key
+        if not deleted:
             raise NotFoundError(f"the organization has no {provider} key")
         return ManageKeysResponse(action="delete", provider=provider)
 
@@ -78,4 +84,5 @@ async def manage_llm_keys(
         if not any(k.provider == provider for k in stored):
             raise NotFoundError(f"the organization has no {provider} key to rotate; use set")
     await data_access.store_key(caller, organization_id, provider, api_key)
+    config_cache.clear()  # this worker's next calls use the new key
     return ManageKeysResponse(action=data.action, provider=provider, key_hint=api_key[-HINT_LENGTH:])

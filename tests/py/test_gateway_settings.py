@@ -22,6 +22,7 @@ def test_minimal_direct_postgres_deployment() -> None:
     assert settings.api_keys == {}
     assert settings.base_urls == DEFAULT_BASE_URLS
     assert (settings.connect_timeout, settings.read_timeout) == (5.0, 300.0)
+    assert settings.config_cache_seconds == 0  # every call asks the database
 
 
 def test_postgrest_deployment_uses_the_project_url_for_data_and_signing_keys() -> None:
@@ -48,6 +49,7 @@ def test_provider_keys_base_urls_and_timeouts_come_from_their_variables() -> Non
             "PROVIDER_READ_TIMEOUT_SECONDS": "90",
             "GATEWAY_PORT": "9000",
             "GATEWAY_LOG_LEVEL": "DEBUG",
+            "GATEWAY_CONFIG_CACHE_SECONDS": "2.5",
             "GATEWAY_CORS_ORIGINS": "https://app.example.com/, http://localhost:5173",
         }
     )
@@ -57,6 +59,7 @@ def test_provider_keys_base_urls_and_timeouts_come_from_their_variables() -> Non
     assert settings.base_urls["mistral"] == DEFAULT_BASE_URLS["mistral"]
     assert (settings.connect_timeout, settings.read_timeout, settings.port) == (2.5, 90.0, 9000)
     assert settings.log_level == "debug"
+    assert settings.config_cache_seconds == 2.5
 
 
 @pytest.mark.parametrize(
@@ -76,6 +79,7 @@ def test_provider_keys_base_urls_and_timeouts_come_from_their_variables() -> Non
         ({**DIRECT, "GATEWAY_WORKERS": "two"}, "GATEWAY_WORKERS"),
         ({**DIRECT, "DATABASE_POOL_SIZE": "0"}, "DATABASE_POOL_SIZE"),
         ({**DIRECT, "GATEWAY_LOG_LEVEL": "loud"}, "GATEWAY_LOG_LEVEL"),
+        ({**DIRECT, "GATEWAY_CONFIG_CACHE_SECONDS": "-1"}, "GATEWAY_CONFIG_CACHE_SECONDS"),
         ({**DIRECT, "GATEWAY_CORS_ORIGINS": "app.example.com"}, "GATEWAY_CORS_ORIGINS"),
         ({**DIRECT, "GATEWAY_CORS_ORIGINS": "https://app.example.com/path"}, "GATEWAY_CORS_ORIGINS"),
     ],
