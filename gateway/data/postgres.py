@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Final
 
+import msgspec
 import psycopg
 from psycopg import AsyncClientCursor
 from psycopg.rows import TupleRow
@@ -31,10 +32,11 @@ from gateway.errors import GatewayError
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
 
-# Parameters 1 and 2 of every call: the JWT claims and the statement timeout.
+# Parameters 1 and 2 of every call: the JWT claims and the statement timeout. One statement,
+# as PostgREST's own: set_config('role', ..., true) is SET LOCAL ROLE.
 _PRELUDE: Final[dict[str, str]] = {
-    role: f"set local role {role}; "
-    "select set_config('request.jwt.claims', %s, true), set_config('statement_timeout', %s, true); "
+    role: f"select set_config('role', '{role}', true), set_config('request.jwt.claims', %s, true), "
+    "set_config('statement_timeout', %s, true); "
     for role in ("authenticated", "service_role")
 }
 _SERVICE_CLAIMS: Final = json.dumps({"role": "service_role"})
@@ -43,16 +45,19 @@ _SERVICE_CLAIMS: Final = json.dumps({"role": "service_role"})
 # transaction.
 _KEY_FOR_CONFIG: Final = (
     "::text, true); "
-    "set local role service_role; "
-    "select set_config('request.jwt.claims', %s, true); "
+    "select set_config('role', 'service_role', true), set_config('request.jwt.claims', %s, true); "
     "select c, case when c ->> 'api_key_source' = 'organization' then public.get_org_api_key(%s, c ->> 'provider') end "
     "from (select current_setting('gateway.effective_config')::jsonb as c) as resolved"
 )
-_USAGE_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UsageRecord))
-# The gateway picks each row's id, which matches RETURNING's rows to the batch's callers
-# (RETURNING promises no order).
-_INSERT_USAGE: Final = f"insert into public.llm_usage_logs (id, {', '.join(_USAGE_COLUMNS)}) values "
-_USAGE_ROW: Final = f"({', '.join(['%s'] * (len(_USAGE_COLUMNS) + 1))})"
+_USAGE_COLUMNS: Final = ("id", *(f.name for f in dataclasses.fields(UsageRecord)))
+# A batch travels as one JSON array parameter, so the statement is the same whatever its size. The
+# gateway picks each row's id, which matches RETURNING's rows to the batch's callers (RETURNING
+# promises no order); columns left out (created_at, estimated_cost) get their defaults.
+_INSERT_USAGE: Final = (
+    f"insert into public.llm_usage_logs ({', '.join(_USAGE_COLUMNS)}) "
+    f"select {', '.join(_USAGE_COLUMNS)} from jsonb_populate_recordset(null::public.llm_usage_logs, %s::jsonb) "
+    "returning id, estimated_cost"
+)
 
 
 class PostgresDataAccess:
@@ -153,13 +158,10 @@ class PostgresDataAccess:
 
     async def _insert_rows(self, records: Sequence[UsageRecord]) -> list[float | None]:
         ids = [uuid.uuid4() for _ in records]
-        values = [
-            value
-            for id_, record in zip(ids, records, strict=True)
-            for value in (id_, *(getattr(record, column) for column in _USAGE_COLUMNS))
-        ]
-        query = _INSERT_USAGE + ", ".join([_USAGE_ROW] * len(records)) + " returning id, estimated_cost"
-        rows = await self._run_unmapped("service_role", _SERVICE_CLAIMS, query, values)
+        batch = msgspec.json.encode(
+            [{"id": id_, **{c: getattr(r, c) for c in _USAGE_COLUMNS[1:]}} for id_, r in zip(ids, records, strict=True)]
+        )
+        rows = await self._run_unmapped("service_role", _SERVICE_CLAIMS, _INSERT_USAGE, (batch.decode(),))
         costs: dict[uuid.UUID, Decimal | None] = {id_: cost for id_, cost in rows}
         return [None if (cost := costs[id_]) is None else float(cost) for id_ in ids]
 
