@@ -1,14 +1,17 @@
 """Throughput, latency, CPU and memory of the gateway's execute-llm under load, next to the same
-load straight at the provider, with both HTTP client transports measured.
+load straight at the provider and through the bare framework, with both HTTP client transports
+and the opt-in configuration cache measured.
 
     python -m bench.gateway_load [--rounds N] [--duration S] [--warmup S] [--no-profile] [--output PATH]
 
 One run, everything on 127.0.0.1: a throwaway PostgreSQL 15 (migrations + seed), the fake
 OpenAI-compatible provider (`python -m tests.fakes.providers`), `python -m gateway` (one uvicorn
-worker, its aiohttp-backed client) and the same app on httpx's own transport, each in its own
-process. wrk sends the same chat completion straight to the fake and through each gateway's
-execute-llm (JWT, effective configuration, the organization's Vault key, provider call, committed
-usage row), at 1 and 20 connections, in interleaved rounds. Needs wrk (`apt-get install -y wrk`); the profile of
+worker, its aiohttp-backed client), the same app on httpx's own transport, the same app with
+GATEWAY_CONFIG_CACHE_SECONDS set, and `bench.framework_floor` (the same framework and client doing
+none of the gateway's work), each in its own process. wrk sends the same chat completion straight
+to the fake, through the floor and through each gateway's execute-llm (JWT, effective
+configuration, the organization's Vault key, provider call, committed usage row), at 1 and 20
+connections, in interleaved rounds. Needs wrk (`apt-get install -y wrk`); the profile of
 the gateway worker needs py-spy on PATH (`pip install py-spy`).
 """
 
@@ -63,6 +66,10 @@ DEFAULT_WARMUP = 1
 PROFILE_SECONDS = 10
 CONNECTIONS = (1, 20)
 TRANSPORTS = ("aiohttp", "httpx")  # the gateway's own client first, then httpx's default transport
+CACHE_SECONDS = "5"
+CACHED = f"aiohttp, config cache {CACHE_SECONDS} s"
+# Gateway processes side by side: the one as shipped first (the profile's), then its variants.
+VARIANTS = (*TRANSPORTS, CACHED)
 # aiohttp's own client, without the httpx API on top: the client micro-benchmark's reference.
 RAW_AIOHTTP = "aiohttp, no httpx"
 ROLES = ("gateway", "fake", "postgres", "wrk")
@@ -320,15 +327,19 @@ def answers_ready(url: str) -> bool:
         return False
 
 
-def gateway_argv(transport: str, port: int) -> list[str]:
-    if transport == "aiohttp":
+def gateway_argv(variant: str, port: int) -> list[str]:
+    if variant != "httpx":
         return [sys.executable, "-m", "gateway"]
-    # uvicorn as `python -m gateway` runs it (one worker, no server header), with the factory below.
+    return uvicorn_argv("bench.gateway_load:httpx_transport_app", port)
+
+
+def uvicorn_argv(factory: str, port: int) -> list[str]:
+    """uvicorn as `python -m gateway` runs it (one worker, no server header), for `factory`."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        "bench.gateway_load:httpx_transport_app",
+        factory,
         "--factory",
         "--host",
         HOST,
@@ -637,8 +648,31 @@ def verdicts(runs: list[Run]) -> tuple[list[str], float]:
         f"PostgreSQL's {single['postgres']:.2f} ms (two round trips: configuration with the key, usage row) and the "
         f"fake's {single['fake']:.2f} ms of CPU add up to {sum(single.values()) - single['wrk']:.2f} ms, against a "
         f"p50 of {gateway_1.load.p50_ms:.2f} ms.",
+        "",
+        *_bounds(runs, direct_1),
     ]
     return lines, overhead
+
+
+def _bounds(runs: list[Run], direct_1: Run) -> list[str]:
+    """The opt-in cache and the bare framework against the same targets."""
+    cached_1, cached_20 = pick(runs, "gateway", CACHED, 1), pick(runs, "gateway", CACHED, 20)
+    floor_1, floor_20 = pick(runs, "floor", "-", 1), pick(runs, "floor", "-", 20)
+    floor_cpu = sum(floor_20.cpu_ms["gateway"])
+    return [
+        f"With `GATEWAY_CONFIG_CACHE_SECONDS={CACHE_SECONDS}` (off by default: changes may then take that long to "
+        "apply), the configuration round trip is skipped for repeated calls: overhead p50 "
+        f"{cached_1.load.p50_ms - direct_1.load.p50_ms:.2f} ms at 1 connection, {cached_20.load.rps:,.0f} req/s at "
+        f"20 connections ({cached_20.load.rps / TARGET_RPS:.0%} of the target), the worker at "
+        f"{sum(cached_20.cpu_ms['gateway']):.2f} ms and PostgreSQL at {sum(cached_20.cpu_ms['postgres']):.2f} ms of "
+        "CPU per request (one group-committed usage insert).",
+        "",
+        "The floor (`bench.framework_floor`: the same Litestar, uvicorn and provider client, no token check, no "
+        f"database, no usage row) adds {floor_1.load.p50_ms - direct_1.load.p50_ms:.2f} ms p50 at 1 connection and "
+        f"serves {floor_20.load.rps:,.0f} req/s at 20 connections ({floor_20.load.rps / TARGET_RPS:.0%} of the "
+        f"target), its worker at {floor_cpu:.2f} ms of CPU per request: on this machine no gateway on this stack "
+        "reaches more than that, whatever its own code does.",
+    ]
 
 
 def versions() -> str:
@@ -683,7 +717,7 @@ def report(
         "commit costs less than on durable storage).",
         "- Load: wrk 4.1, one thread, keep-alive connections, the same request every time. "
         f"{args.rounds} rounds; each runs every target at 1, then at 20 connections, each run a {args.warmup} s "
-        f"warm-up and {args.duration} s measured, so the three targets share the machine's ups and downs. Per row: "
+        f"warm-up and {args.duration} s measured, so all targets share the machine's ups and downs. Per row: "
         "req/s over all rounds (and the slowest and fastest round), p50/p99 the medians of the rounds' "
         "(wrk's percentiles).",
         "- direct: `POST /openai/v1/chat/completions` on the fake provider (`python -m tests.fakes.providers`, "
@@ -694,13 +728,17 @@ def report(
         "(HS256 token). Full path per request: JWT check (the verified-token cache hits after the first), "
         "`get_effective_llm_config`, the organization's openai key from Vault (api_key_source "
         f"`{facts['key_source']}`), the call to the same fake, the committed `llm_usage_logs` row.",
-        "- transport: `aiohttp` is the gateway as shipped (`build_http_client`: httpx API over httpx-aiohttp); "
+        "- variant: `aiohttp` is the gateway as shipped (`build_http_client`: httpx API over httpx-aiohttp); "
         "`httpx` is the same app given an `httpx.AsyncClient` with the same limits and timeouts on httpx's "
-        "own transport (httpcore), through `create_app(settings, http_client=...)`. Both run side by side, "
-        "each in its own process; the one not under load idles.",
+        "own transport (httpcore), through `create_app(settings, http_client=...)`; "
+        f"`{CACHED}` is the gateway as shipped with `GATEWAY_CONFIG_CACHE_SECONDS={CACHE_SECONDS}`. All run side "
+        "by side, each in its own process; the ones not under load idle.",
+        "- floor: `bench.framework_floor` on uvicorn (one worker), `POST /complete {prompt}`: the same framework "
+        "and provider client posting the same chat completion to the same fake, with no token check, no "
+        "database and no usage row.",
         "- RSS: the gateway worker's VmRSS after its last run, and its peak (VmHWM).",
         "",
-        "| target | transport | connections | req/s | rounds' req/s | p50 (ms) | p99 (ms) | errors | RSS / peak (MB) |",
+        "| target | variant | connections | req/s | rounds' req/s | p50 (ms) | p99 (ms) | errors | RSS / peak (MB) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
@@ -724,7 +762,7 @@ def report(
         f"Machine: busy CPUs of {cpus} on average (/proc/stat); other: the part not spent by these processes "
         "(other work on the shared machine, interrupts, this script).",
         "",
-        "| target | transport | connections | gateway worker (ms) | fake (ms) | postgres (ms) | wrk (ms) "
+        "| target | variant | connections | gateway or floor worker (ms) | fake (ms) | postgres (ms) | wrk (ms) "
         "| machine busy (CPUs) | other (CPUs) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -963,26 +1001,36 @@ def main() -> None:
             )
         ]
         key_source = ""
-        for transport in TRANSPORTS:
+        for number, variant in enumerate(VARIANTS):
             port = free_port()
-            argv, env = gateway_argv(transport, port), environ | {"GATEWAY_PORT": str(port)}
-            gateway = stack.enter_context(started(f"gateway-{transport}", argv, env, logs))
+            argv, env = gateway_argv(variant, port), environ | {"GATEWAY_PORT": str(port)}
+            if variant == CACHED:
+                env["GATEWAY_CONFIG_CACHE_SECONDS"] = CACHE_SECONDS
+            gateway = stack.enter_context(started(f"gateway-{number}", argv, env, logs))
             url = f"http://{HOST}:{port}"
-            wait_until(partial(answers_ready, url), gateway, logs / f"gateway-{transport}.log")
+            wait_until(partial(answers_ready, url), gateway, logs / f"gateway-{number}.log")
             key_source = prepare(url, token)
             # The operation_id tells each gateway's usage rows apart.
-            body = {"processor_id": DEMO_PROCESSOR, "prompt": PROMPT, "operation_id": f"bench-{transport}"}
+            body = {"processor_id": DEMO_PROCESSOR, "prompt": PROMPT, "operation_id": f"bench-{variant}"}
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-            script = write_wrk_script(logs / f"gateway-{transport}.lua", body, headers)
+            script = write_wrk_script(logs / f"gateway-{number}.lua", body, headers)
             targets.append(
                 Target(
                     "gateway",
-                    transport,
+                    variant,
                     f"{url}/functions/v1/execute-llm",
                     script,
                     Pids(fake.pid, postmaster, gateway.pid),
                 )
             )
+        port = free_port()
+        floor_env = base_environ() | {"FLOOR_PROVIDER_URL": fake_url, "FLOOR_PROVIDER_KEY": PROVIDER_KEY}
+        floor = stack.enter_context(started("floor", uvicorn_argv("bench.framework_floor:app", port), floor_env, logs))
+        wait_until(lambda: accepts(port), floor, logs / "floor.log")
+        floor_script = write_wrk_script(logs / "floor.lua", {"prompt": PROMPT}, {"Content-Type": "application/json"})
+        targets.append(
+            Target("floor", "-", f"http://{HOST}:{port}/complete", floor_script, Pids(fake.pid, postmaster, floor.pid))
+        )
 
         # Round by round, every target at each number of connections in turn, so that drift in the
         # shared machine's other work hits all targets alike.
@@ -996,7 +1044,7 @@ def main() -> None:
         for run in runs:
             log_run(run)
 
-        for target in targets[1:]:
+        for target in (t for t in targets if t.name == "gateway"):
             rows, failed = usage_rows(admin_dsn, f"bench-{target.transport}")
             mine = [r for r in runs if (r.target, r.transport) == ("gateway", target.transport)]
             billing.append(
