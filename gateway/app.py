@@ -26,10 +26,12 @@ from gateway.data import Caller, DataAccess
 from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
 from gateway.errors import AuthError, GatewayError, ProviderRateLimited
+from gateway.routes import Injected
 from gateway.routes.config import llm_config
 from gateway.routes.execute import execute_llm
 from gateway.routes.health import health, ready
 from gateway.routes.keys import manage_llm_keys
+from gateway.services import Services
 from gateway.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,6 @@ def create_app(
     settings: Settings, *, data: DataAccess | None = None, http_client: httpx.AsyncClient | None = None
 ) -> Litestar:
     """The gateway app. `data` and `http_client` replace the ones it would open (the caller closes them)."""
-    config_cache = ConfigCache(settings.config_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -53,19 +54,20 @@ def create_app(
             if data_access is None:
                 data_access = await open_data_access(settings)
                 stack.push_async_callback(data_access.close)
-            app.state.http_client = client
-            app.state.data_access = data_access
-            app.state.verifier = TokenVerifier(settings, client)
+            app.state.services = Services(
+                settings=settings,
+                http_client=client,
+                data_access=data_access,
+                verifier=TokenVerifier(settings, client),
+                config_cache=ConfigCache(settings.config_cache_seconds),
+            )
             yield
 
     return Litestar(
         route_handlers=[execute_llm, manage_llm_keys, llm_config, health, ready],
         lifespan=[lifespan],
         dependencies={
-            "settings": Provide(lambda: settings, sync_to_thread=False),
-            "config_cache": Provide(lambda: config_cache, sync_to_thread=False),
-            "http_client": Provide(_http_client, sync_to_thread=False),
-            "data_access": Provide(_data_access, sync_to_thread=False),
+            "services": Provide(_services, sync_to_thread=False),
             "caller": Provide(_provide_caller),
         },
         exception_handlers={
@@ -170,17 +172,12 @@ class _Transport(AiohttpTransport):
             raise httpx.ConnectError(str(exc), request=request) from exc.__cause__
 
 
-def _http_client(state: State) -> httpx.AsyncClient:
-    return cast(httpx.AsyncClient, state.http_client)
+def _services(state: State) -> Services:
+    return cast(Services, state.services)
 
 
-def _data_access(state: State) -> DataAccess:
-    return cast(DataAccess, state.data_access)
-
-
-async def _provide_caller(request: Request[Any, Any, State]) -> Caller:
-    verifier = cast(TokenVerifier, request.app.state.verifier)
-    return await verifier.caller(request.headers.get("authorization"))
+async def _provide_caller(request: Request[Any, Any, State], services: Injected[Services]) -> Caller:
+    return await services.verifier.caller(request.headers.get("authorization"))
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response[Any]:

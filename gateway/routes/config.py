@@ -8,8 +8,9 @@ from litestar import get
 from litestar.params import FromQuery
 
 from gateway.auth import organization_of
-from gateway.data import Caller, DataAccess, EffectiveConfig
+from gateway.data import Caller, EffectiveConfig
 from gateway.routes import Injected, error_responses
+from gateway.services import Services
 
 
 @get(
@@ -19,9 +20,9 @@ from gateway.routes import Injected, error_responses
 )
 async def llm_config(
     caller: Injected[Caller],
-    data_access: Injected[DataAccess],
+    services: Injected[Services],
     processor_id: FromQuery[uuid.UUID | None] = None,
     organization_id: FromQuery[uuid.UUID | None] = None,
 ) -> EffectiveConfig:
     # The database's output contract holds no secret: it is the response as it stands.
-    return await data_access.effective_config(caller, organization_of(caller, organization_id), processor_id)
+    return await services.data_access.effective_config(caller, organization_of(caller, organization_id), processor_id)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-import httpx
 import msgspec
 from litestar import post
 from litestar.params import JSONBody
 
 from gateway.auth import organization_of
-from gateway.config_cache import ConfigCache
-from gateway.data import Caller, DataAccess, UsageRecord
+from gateway.data import Caller, UsageRecord
 from gateway.providers import ChatMessage, CompletionRequest
 from gateway.routes import Injected, error_responses
-from gateway.settings import Settings
+from gateway.services import Services
 from gateway.usage import complete_and_record
 
 # The width of llm_usage_logs.operation_id: longer ids would fail only after the call.
@@ -76,14 +74,12 @@ class ExecuteResponse(msgspec.Struct):
 async def execute_llm(
     data: JSONBody[ExecuteRequest],
     caller: Injected[Caller],
-    data_access: Injected[DataAccess],
-    http_client: Injected[httpx.AsyncClient],
-    settings: Injected[Settings],
-    config_cache: Injected[ConfigCache],
+    services: Injected[Services],
 ) -> ExecuteResponse:
+    settings = services.settings
     organization_id = organization_of(caller, data.organization_id)
-    config, org_key = await config_cache.effective_config_with_key(
-        data_access, caller, organization_id, data.processor_id
+    config, org_key = await services.config_cache.effective_config_with_key(
+        services.data_access, caller, organization_id, data.processor_id
     )
     # The system key also covers an organization key deleted since the configuration was read.
     api_key = org_key or settings.api_keys.get(config.provider, "")
@@ -105,7 +101,7 @@ async def execute_llm(
         operation_id=data.operation_id,
     )
     billed = await complete_and_record(
-        http_client, data_access, row, settings.base_urls.get(config.provider, ""), api_key, request
+        services.http_client, services.data_access, row, settings.base_urls.get(config.provider, ""), api_key, request
     )
 
     completion, usage = billed.completion, billed.completion.usage

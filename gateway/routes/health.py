@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from litestar import get
 
-from gateway.data import DataAccess
 from gateway.routes import Injected, error_responses
+from gateway.services import Services
 
 OK = {"status": "ok"}
 
@@ -16,6 +16,6 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready", summary="The database answers (503 otherwise)", responses=error_responses(503))
-async def ready(data_access: Injected[DataAccess]) -> dict[str, str]:
-    await data_access.ping()
+async def ready(services: Injected[Services]) -> dict[str, str]:
+    await services.data_access.ping()
     return OK

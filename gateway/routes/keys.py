@@ -15,11 +15,11 @@ from litestar import post
 from litestar.params import JSONBody
 
 from gateway.auth import organization_of
-from gateway.config_cache import ConfigCache
-from gateway.data import Caller, DataAccess
+from gateway.data import Caller
 from gateway.errors import NotFoundError
 from gateway.providers import PROVIDERS
 from gateway.routes import Injected, error_responses
+from gateway.services import Services
 
 # Matches store_org_api_key's own limit, so an oversized key is a 400 before any database work.
 API_KEY_MAX = 512
@@ -63,9 +63,9 @@ class ManageKeysResponse(msgspec.Struct, omit_defaults=True):
 async def manage_llm_keys(
     data: JSONBody[ManageKeysRequest],
     caller: Injected[Caller],
-    data_access: Injected[DataAccess],
-    config_cache: Injected[ConfigCache],
+    services: Injected[Services],
 ) -> ManageKeysResponse:
+    data_access, config_cache = services.data_access, services.config_cache
     organization_id = organization_of(caller, data.organization_id)
     if data.action == "list":
         keys = await data_access.list_keys(caller, organization_id)
