@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Final
 
-import msgspec
 import psycopg
 from psycopg import AsyncClientCursor
 from psycopg.rows import TupleRow
@@ -49,15 +48,12 @@ _KEY_FOR_CONFIG: Final = (
     "select c, case when c ->> 'api_key_source' = 'organization' then public.get_org_api_key(%s, c ->> 'provider') end "
     "from (select current_setting('gateway.effective_config')::jsonb as c) as resolved"
 )
-_USAGE_COLUMNS: Final = ("id", *(f.name for f in dataclasses.fields(UsageRecord)))
-# A batch travels as one JSON array parameter, so the statement is the same whatever its size. The
-# gateway picks each row's id, which matches RETURNING's rows to the batch's callers (RETURNING
-# promises no order); columns left out (created_at, estimated_cost) get their defaults.
-_INSERT_USAGE: Final = (
-    f"insert into public.llm_usage_logs ({', '.join(_USAGE_COLUMNS)}) "
-    f"select {', '.join(_USAGE_COLUMNS)} from jsonb_populate_recordset(null::public.llm_usage_logs, %s::jsonb) "
-    "returning id, estimated_cost"
-)
+_USAGE_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UsageRecord))
+# The gateway picks each row's id, which matches RETURNING's rows to the batch's callers
+# (RETURNING promises no order). Bound values, not one JSON parameter through
+# jsonb_populate_recordset: that measured 0.03-0.08 ms more server time per single-row insert.
+_INSERT_USAGE: Final = f"insert into public.llm_usage_logs (id, {', '.join(_USAGE_COLUMNS)}) values "
+_USAGE_ROW: Final = f"({', '.join(['%s'] * (len(_USAGE_COLUMNS) + 1))})"
 
 
 class PostgresDataAccess:
@@ -158,10 +154,13 @@ class PostgresDataAccess:
 
     async def _insert_rows(self, records: Sequence[UsageRecord]) -> list[float | None]:
         ids = [uuid.uuid4() for _ in records]
-        batch = msgspec.json.encode(
-            [{"id": id_, **{c: getattr(r, c) for c in _USAGE_COLUMNS[1:]}} for id_, r in zip(ids, records, strict=True)]
-        )
-        rows = await self._run_unmapped("service_role", _SERVICE_CLAIMS, _INSERT_USAGE, (batch.decode(),))
+        values = [
+            value
+            for id_, record in zip(ids, records, strict=True)
+            for value in (id_, *(getattr(record, column) for column in _USAGE_COLUMNS))
+        ]
+        query = _INSERT_USAGE + ", ".join([_USAGE_ROW] * len(records)) + " returning id, estimated_cost"
+        rows = await self._run_unmapped("service_role", _SERVICE_CLAIMS, query, values)
         costs: dict[uuid.UUID, Decimal | None] = {id_: cost for id_, cost in rows}
         return [None if (cost := costs[id_]) is None else float(cost) for id_ in ids]
 
