@@ -42,11 +42,11 @@ def main() -> None:
         log_config=None,
         server_header=False,
     )
+    if config.workers > 1:
+        Multiprocess(config, sockets=[tcp_listener(settings.host, settings.port)]).run()
+        return
     server = uvicorn.Server(config)
     try:
-        if config.workers > 1:
-            Multiprocess(config, sockets=[tcp_listener(settings.host, settings.port)]).run()
-            return
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; the shutdown is done
         return

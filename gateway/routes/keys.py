@@ -72,10 +72,9 @@ async def manage_llm_keys(
         return ManageKeysResponse(action="list", keys=[KeyOut(k.provider, k.key_hint, k.updated_at) for k in keys])
     provider = str(data.provider)
     if data.action == "delete":
-        deleted = await data_access.delete_key(caller, organization_id, provider)
-        config_cache.clear()  # this worker's next calls must not use the deleted key
-        if not deleted:
+        if not await data_access.delete_key(caller, organization_id, provider):
             raise NotFoundError(f"the organization has no {provider} key")
+        config_cache.clear()  # this worker's next calls must not use the deleted key
         return ManageKeysResponse(action="delete", provider=provider)
 
     api_key = str(data.api_key)
