@@ -15,7 +15,7 @@ create function private.llm_providers()
 returns text[]
 language plpgsql
 immutable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 begin
   return array['anthropic', 'google', 'meta', 'mistral', 'openai'];
@@ -27,7 +27,7 @@ comment on function private.llm_providers() is 'LLM providers the gateway suppor
 create function private.set_updated_at()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 begin
   new.updated_at := now();

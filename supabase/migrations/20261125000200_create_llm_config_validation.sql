@@ -11,7 +11,7 @@ create function private.assert_no_credentials(p_value jsonb, p_path text)
 returns void
 language plpgsql
 immutable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 declare
   v_key text;
@@ -54,7 +54,7 @@ create function private.assert_valid_llm_settings(p_settings jsonb, p_path text)
 returns void
 language plpgsql
 immutable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 declare
   v_key text;
@@ -109,7 +109,7 @@ create function private.assert_valid_llm_configuration(p_config jsonb)
 returns void
 language plpgsql
 stable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 declare
   v_path constant text := 'llm_configuration';
@@ -181,7 +181,7 @@ create function private.assert_valid_processor_configuration(p_config jsonb)
 returns void
 language plpgsql
 immutable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 declare
   v_path constant text := 'configuration';

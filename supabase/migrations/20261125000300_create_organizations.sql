@@ -38,7 +38,7 @@ for each row execute function private.set_updated_at();
 create function private.validate_organization_llm_configuration()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 begin
   perform private.assert_valid_llm_configuration(new.llm_configuration);
@@ -57,7 +57,7 @@ returns uuid
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
 as $$
 declare
   v_claim text := auth.jwt() -> 'app_metadata' ->> 'organization_id';
@@ -82,7 +82,7 @@ returns text
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
 as $$
 declare
   v_role text;

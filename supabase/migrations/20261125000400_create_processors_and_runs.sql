@@ -39,7 +39,7 @@ for each row execute function private.set_updated_at();
 create function private.validate_processor_configuration()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 begin
   perform private.assert_valid_processor_configuration(new.configuration);

@@ -45,7 +45,7 @@ for each row execute function private.set_updated_at();
 create function private.validate_llm_global_settings()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 begin
   perform private.assert_no_credentials(new.configuration, 'configuration');

@@ -43,7 +43,7 @@ create index llm_usage_logs_user_id_idx on public.llm_usage_logs (user_id);
 create function private.set_usage_estimated_cost()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 declare
   v_price public.llm_global_settings;

@@ -14,7 +14,7 @@ create function private.org_api_key_secret_name(p_organization_id uuid, p_provid
 returns text
 language plpgsql
 immutable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 begin
   return format('org_%s_%s_key', p_organization_id, p_provider);
@@ -27,7 +27,7 @@ create function private.can_manage_org_api_keys(p_organization_id uuid)
 returns boolean
 language sql
 stable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
   select coalesce(auth.role() = 'service_role', false)
     or exists (
@@ -42,7 +42,7 @@ create function private.assert_can_manage_org_api_keys(p_organization_id uuid)
 returns void
 language plpgsql
 stable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 begin
   if not private.can_manage_org_api_keys(p_organization_id) then
@@ -60,7 +60,7 @@ create function private.assert_llm_provider(p_provider text)
 returns void
 language plpgsql
 immutable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 begin
   if p_provider is null or not p_provider = any(private.llm_providers()) then
@@ -78,7 +78,7 @@ returns uuid
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
 as $$
 declare
   v_name text := private.org_api_key_secret_name(p_organization_id, p_provider);
@@ -113,7 +113,7 @@ returns boolean
 language plpgsql
 volatile
 security definer
-set search_path = ''
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
 as $$
 begin
   perform private.assert_can_manage_org_api_keys(p_organization_id);
@@ -130,7 +130,7 @@ returns table (provider text, key_hint text, updated_at timestamptz)
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
 as $$
 begin
   perform private.assert_can_manage_org_api_keys(p_organization_id);
@@ -149,7 +149,7 @@ returns boolean
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
 as $$
 begin
   -- The cheap probe first: most organizations have no key, and then the caller needs no check.
@@ -166,7 +166,7 @@ create function private.delete_org_api_keys_of_deleted_organization()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
 as $$
 begin
   delete from vault.secrets as s
@@ -188,7 +188,7 @@ create function public.store_org_api_key(p_organization_id uuid, p_provider text
 returns uuid
 language sql
 volatile
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
   select private.store_org_api_key(p_organization_id, p_provider, p_api_key)
 $$;
@@ -200,7 +200,7 @@ create function public.delete_org_api_key(p_organization_id uuid, p_provider tex
 returns boolean
 language sql
 volatile
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
   select private.delete_org_api_key(p_organization_id, p_provider)
 $$;
@@ -212,7 +212,7 @@ create function public.list_org_api_keys(p_organization_id uuid)
 returns table (provider text, key_hint text, updated_at timestamptz)
 language sql
 stable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
   select k.provider, k.key_hint, k.updated_at from private.list_org_api_keys(p_organization_id) as k
 $$;
@@ -225,7 +225,7 @@ create function public.get_org_api_key(p_organization_id uuid, p_provider text)
 returns text
 language plpgsql
 stable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 declare
   v_key text;

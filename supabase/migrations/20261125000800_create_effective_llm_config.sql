@@ -16,7 +16,7 @@ create function private.resolve_llm_config(p_organization_id uuid, p_processor_i
 returns jsonb
 language plpgsql
 stable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 declare
   v_org_config jsonb;
@@ -122,7 +122,7 @@ create function public.get_effective_llm_config(p_processor_id uuid default null
 returns jsonb
 language plpgsql
 stable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 declare
   v_organization_id uuid := private.current_org_id();
@@ -145,7 +145,7 @@ create function public.get_effective_llm_config_for_org(p_organization_id uuid, 
 returns jsonb
 language plpgsql
 stable
-set search_path = ''
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
 begin
   return private.resolve_llm_config(p_organization_id, p_processor_id);
