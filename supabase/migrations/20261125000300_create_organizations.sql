@@ -162,4 +162,5 @@ grant select, insert, update, delete on table public.organizations, public.organ
 -- Policies call these as the signed-in caller; anon has no table access for them to guard.
 revoke execute on function private.current_org_id(), private.current_org_role() from public;
 grant execute on function private.current_org_id(), private.current_org_role() to authenticated, service_role;
+-- Trigger function: the trigger invokes it without EXECUTE privilege, so nobody needs a grant.
 revoke execute on function private.validate_organization_llm_configuration() from public;

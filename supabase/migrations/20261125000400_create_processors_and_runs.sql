@@ -90,4 +90,5 @@ grant update (name, configuration) on table public.processors to authenticated;
 grant select on table public.runs to authenticated;
 grant select, insert, update, delete on table public.processors, public.runs to service_role;
 
+-- Trigger function: the trigger invokes it without EXECUTE privilege, so nobody needs a grant.
 revoke execute on function private.validate_processor_configuration() from public;

@@ -71,4 +71,5 @@ revoke all on table public.llm_global_settings from public, anon, authenticated,
 grant select on table public.llm_global_settings to authenticated;
 grant select, insert, update, delete on table public.llm_global_settings to service_role;
 
+-- Trigger function: the trigger invokes it without EXECUTE privilege, so nobody needs a grant.
 revoke execute on function private.validate_llm_global_settings() from public;

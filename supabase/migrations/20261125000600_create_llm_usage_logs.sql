@@ -88,4 +88,5 @@ revoke all on table public.llm_usage_logs from public, anon, authenticated, serv
 grant select on table public.llm_usage_logs to authenticated;
 grant select, insert on table public.llm_usage_logs to service_role;
 
+-- Trigger function: the trigger invokes it without EXECUTE privilege, so nobody needs a grant.
 revoke execute on function private.set_usage_estimated_cost() from public;
