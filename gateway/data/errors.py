@@ -19,7 +19,7 @@ REDACTED = "[redacted]"
 
 _BY_CODE: dict[str, type[GatewayError]] = {
     "42501": ForbiddenError,
-    "P0002": NotFoundError,
+    "PT404": NotFoundError,
     "P0001": BadRequest,
     "PT503": ConfigError,
 }

@@ -1,7 +1,7 @@
 """The database contract the gateway needs, independent of how it reaches the database.
 
 Every method maps database errors to the gateway's exceptions the same way in every adapter:
-SQLSTATE 42501 → ForbiddenError, P0002 → NotFoundError, 22023/22P02/22004 → BadRequest,
+SQLSTATE 42501 → ForbiddenError, PT404 → NotFoundError, 22023/22P02/22004 → BadRequest,
 PT503 → ConfigError, connection failure or timeout → DatabaseUnavailable.
 """
 

@@ -12,9 +12,10 @@ and runs every request in one transaction in the database as the token's role wi
 - Supabase's API gateway in front: an `apikey` header signed with the project secret is required.
 - Tokens are HS256 JWTs checked against `jwt_secret`: none → `anon`; invalid → 401 PGRST301;
   expired → 401 PGRST303.
-- Errors are `{code, message, details, hint}` with PostgREST's status table (docs/errors.rst):
-  42501 → 401 for anon, 403 otherwise; P0001 → 400; other P0xxx (P0002 included) → 500;
-  PTxyz → xyz; 23505/23503 → 409; 42883/42P01 → 404; connection errors → 503; others → 400.
+- Errors are `{code, message, details, hint}` with exactly the status table of PostgREST's
+  docs/references/errors.rst (every row, see `status_for`), plus `PTxyz` → HTTP xyz (docs: "Raise
+  errors with HTTP Status Codes"; a `PT` code without a status number → 500, as PostgREST's own
+  code does); connection errors → 503 PGRST001.
 
     with FakePostgrest(db.dsn(), JWT_SECRET) as fake:   # or: async with ...
         ...  # SUPABASE_URL = fake.url
@@ -64,7 +65,7 @@ _STATUS_BY_CLASS = {
     "3B": 500,
     "40": 500,
     "53": 503,
-    "54": 413,
+    "54": 500,
     "55": 500,
     "57": 500,
     "58": 500,
@@ -110,8 +111,8 @@ def status_for(sqlstate: str, role: str) -> int:
     """PostgREST's HTTP status for a PostgreSQL error."""
     if sqlstate == "42501":
         return 401 if role == "anon" else 403
-    if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
-        return int(sqlstate[2:])
+    if sqlstate.startswith("PT"):
+        return int(sqlstate[2:]) if sqlstate[2:].isdigit() else 500
     return _STATUS_BY_CODE.get(sqlstate) or _STATUS_BY_CLASS.get(sqlstate[:2], 400)
 
 

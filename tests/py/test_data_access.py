@@ -22,7 +22,7 @@ from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
 from gateway.data.types import Caller, DataAccess, UsageRecord
 from gateway.errors import BadRequest, DatabaseUnavailable, ForbiddenError, GatewayError, NotFoundError
-from tests.fakes.postgrest import FakePostgrest
+from tests.fakes.postgrest import FakePostgrest, status_for
 from tests.py.supabase_db import Database, user_claims
 from tests.py.tenants import Org, Tenants
 
@@ -421,13 +421,39 @@ async def test_fake_postgrest_speaks_postgrests_rpc_protocol(db: Database, tenan
         assert unknown.status_code == 404 and unknown.json()["code"] == "PGRST202"
         bad_uuid = await rpc("get_effective_llm_config", {"p_processor_id": "nope"}, member.token)
         assert bad_uuid.status_code == 400 and bad_uuid.json()["code"] == "22P02"
-        # PostgREST maps P0xxx other than P0001 to 500 (docs/errors.rst), P0002 included.
+        # Not found is raised as PT404, which PostgREST answers with that status.
         missing = await rpc("get_effective_llm_config", {"p_processor_id": str(uuid.uuid4())}, member.token)
-        assert missing.status_code == 500 and missing.json()["code"] == "P0002"
+        assert missing.status_code == 404 and missing.json()["code"] == "PT404"
+        db.run("update llm_global_settings set is_default = false")
+        plain = db.run("insert into organizations (name) values ('plain') returning id")[0]["id"]
+        no_default = await rpc("get_effective_llm_config_for_org", {"p_organization_id": str(plain)}, SERVICE_ROLE_KEY)
+        assert no_default.status_code == 503 and no_default.json()["code"] == "PT503"
         forged = await rpc("get_effective_llm_config", {}, wrong_key)
         assert forged.status_code == 401 and forged.json()["code"] == "PGRST301"
         no_key = await http.post("/rest/v1/rpc/get_effective_llm_config", json={})
         assert no_key.status_code == 401
+
+
+# One code per row of the status table in PostgREST's docs/references/errors.rst, "other" last.
+POSTGREST_STATUS_TABLE = [
+    ("08006", 503), ("09000", 500), ("0L000", 403), ("0P000", 403), ("23503", 409), ("23505", 409),
+    ("25006", 405), ("25001", 500), ("28000", 403), ("2D000", 500), ("38000", 500), ("39000", 500),
+    ("3B000", 500), ("40001", 500), ("53400", 500), ("53100", 503), ("54001", 500), ("55000", 500),
+    ("57014", 500), ("58030", 500), ("F0000", 500), ("HV000", 500), ("P0001", 400), ("P0002", 500),
+    ("P0004", 500), ("XX000", 500), ("42883", 404), ("42P01", 404), ("42P17", 500),
+    ("23502", 400), ("22023", 400), ("42703", 400),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sqlstate", "status"), POSTGREST_STATUS_TABLE)
+def test_fake_postgrest_maps_each_documented_sqlstate_to_its_status(sqlstate: str, status: int) -> None:
+    assert status_for(sqlstate, "authenticated") == status
+
+
+def test_fake_postgrest_maps_privilege_errors_by_role_and_pt_codes_to_their_status() -> None:
+    assert status_for("42501", "anon") == 401
+    assert status_for("42501", "authenticated") == 403
+    assert [status_for(code, "authenticated") for code in ("PT404", "PT409", "PT503", "PT4X4")] == [404, 409, 503, 500]
 
 
 async def test_postgres_statement_timeout_is_unavailable(db: Database, tenants: Tenants) -> None:

@@ -2,7 +2,7 @@
 -- behind it): tables and columns, the catalog's uniqueness rules, RLS on every table, and the
 -- exact grants each API role holds, which must not depend on the project's default privileges.
 begin;
-select plan(64);
+select plan(65);
 
 -- Tables and columns ----------------------------------------------------------------------------
 
@@ -63,17 +63,30 @@ select throws_ok(
   'the catalog holds at most one default model'
 );
 
--- Usage rows are billing records: they outlive the rows they point at.
+-- Usage rows are billing records: they outlive the rows they point at, and a deleted run or
+-- processor clears only its own reference, never the organization that was billed.
 select results_eq(
-  $$select format('%s on delete %s', a.attname collate "default",
-                  case c.confdeltype when 'n' then 'set null' when 'c' then 'cascade' else 'restrict or no action' end)
+  $$select format('(%s) on delete set null (%s)' collate "default",
+                  (select string_agg(a.attname, ', ' order by k.n) from unnest(c.conkey) with ordinality as k (attnum, n)
+                   join pg_catalog.pg_attribute as a on a.attrelid = c.conrelid and a.attnum = k.attnum),
+                  (select string_agg(a.attname, ', ') from unnest(coalesce(c.confdelsetcols, c.conkey)) as k (attnum)
+                   join pg_catalog.pg_attribute as a on a.attrelid = c.conrelid and a.attnum = k.attnum))
     from pg_catalog.pg_constraint as c
-    join pg_catalog.pg_attribute as a on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
-    where c.conrelid = 'public.llm_usage_logs'::regclass and c.contype = 'f'
+    where c.conrelid = 'public.llm_usage_logs'::regclass and c.contype = 'f' and c.confdeltype = 'n'
     order by 1$$,
-  array['organization_id on delete set null', 'processor_id on delete set null',
-        'run_id on delete set null', 'user_id on delete set null'],
-  'every foreign key of llm_usage_logs is on delete set null'
+  array['(organization_id) on delete set null (organization_id)',
+        '(organization_id, processor_id) on delete set null (processor_id)',
+        '(organization_id, run_id) on delete set null (run_id)',
+        '(processor_id) on delete set null (processor_id)',
+        '(run_id) on delete set null (run_id)',
+        '(user_id) on delete set null (user_id)'],
+  'every foreign key of llm_usage_logs sets only its own reference null on delete'
+);
+select is(
+  (select count(*)::int from pg_catalog.pg_constraint as c
+   where c.conrelid = 'public.llm_usage_logs'::regclass and c.contype = 'f' and c.confdeltype <> 'n'),
+  0,
+  'no foreign key of llm_usage_logs cascades or restricts a delete'
 );
 
 -- Row level security ----------------------------------------------------------------------------
@@ -177,6 +190,7 @@ select results_eq(
     ('assert_can_manage_org_api_keys', '{}'::text[]),
     ('assert_llm_provider', '{service_role}'),
     ('assert_no_credentials', '{authenticated,service_role}'),
+    ('assert_organization_keeps_an_owner', '{}'),
     ('assert_valid_llm_configuration', '{authenticated,service_role}'),
     ('assert_valid_llm_settings', '{authenticated,service_role}'),
     ('assert_valid_processor_configuration', '{authenticated,service_role}'),
@@ -212,6 +226,7 @@ select results_eq(
     where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace) and p.prosecdef
     order by 1$$,
   array[
+    'private.assert_organization_keeps_an_owner()',
     'private.current_org_id()',
     'private.current_org_role()',
     'private.delete_org_api_key(uuid,text)',

@@ -207,12 +207,12 @@ select isnt(
 select is(public.delete_org_api_key(:'acme', 'google'), true, 'the service role deletes a key');
 select throws_ok(
   format('select public.store_org_api_key(%L, %L, %L)', gen_random_uuid(), 'openai', :'acme_openai_key'),
-  'P0002', null,
+  'PT404', null,
   'the service role storing a key for an unknown organization gets not found'
 );
 select throws_ok(
   format('select public.delete_org_api_key(%L, %L)', gen_random_uuid(), 'openai'),
-  'P0002', null,
+  'PT404', null,
   'the service role deleting a key of an unknown organization gets not found'
 );
 select results_eq(

@@ -118,7 +118,7 @@ select tests.clear_authentication();
 select tests.authenticate_as(:'acme_member');
 select throws_ok(format('select public.get_effective_llm_config_for_org(%L)', :'acme'), '42501', null,
   'a member cannot use the service role''s variant, even for their own organization');
-select throws_ok(format('select public.get_effective_llm_config(%L)', :'globex_processor'), 'P0002', null,
+select throws_ok(format('select public.get_effective_llm_config(%L)', :'globex_processor'), 'PT404', null,
   'a member asking for another organization''s processor gets not found');
 select is(
   tests.error_of(format('select public.get_effective_llm_config(%L)', :'globex_processor')),
@@ -133,15 +133,15 @@ select is(
   'house',
   'a member of two organizations resolves for the one their token names'
 );
-select throws_ok(format('select public.get_effective_llm_config(%L)', :'acme_plain'), 'P0002', null,
+select throws_ok(format('select public.get_effective_llm_config(%L)', :'acme_plain'), 'PT404', null,
   'a member of two organizations resolves only processors of the one their token names');
 
 select tests.authenticate_as_service_role();
 select throws_ok('select public.get_effective_llm_config()', '42501', null,
   'the service role has no organization of its own to resolve for');
-select throws_ok(format('select public.get_effective_llm_config_for_org(%L)', gen_random_uuid()), 'P0002', null,
+select throws_ok(format('select public.get_effective_llm_config_for_org(%L)', gen_random_uuid()), 'PT404', null,
   'the service role resolving for an unknown organization gets not found');
-select throws_ok(format('select public.get_effective_llm_config_for_org(%L, %L)', :'acme', :'globex_processor'), 'P0002', null,
+select throws_ok(format('select public.get_effective_llm_config_for_org(%L, %L)', :'acme', :'globex_processor'), 'PT404', null,
   'the service role asking for a processor under the wrong organization gets not found');
 
 -- Tier 1: the processor's profile -------------------------------------------------------------
