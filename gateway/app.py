@@ -26,6 +26,7 @@ from gateway.data import Caller, DataAccess
 from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
 from gateway.errors import AuthError, GatewayError, ProviderRateLimited
+from gateway.request import GatewayRequest
 from gateway.routes import Injected
 from gateway.routes.config import llm_config
 from gateway.routes.execute import execute_llm
@@ -66,6 +67,7 @@ def create_app(
     return Litestar(
         route_handlers=[execute_llm, manage_llm_keys, llm_config, health, ready],
         lifespan=[lifespan],
+        request_class=GatewayRequest,
         dependencies={
             "services": Provide(_services, sync_to_thread=False),
             "caller": Provide(_provide_caller),
@@ -203,7 +205,9 @@ def _http_error(request: Request[Any, Any, State], exc: HTTPException) -> Respon
     """Litestar's own errors: unknown route, wrong method, body too large, and its internal ones."""
     if exc.status_code >= 500:
         return _unexpected_error(request, exc)
-    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    if exc.status_code == 400:  # a body that does not decode
+        return _error(400, "invalid_request", f"invalid request: {exc.detail}")
+    code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
     return _error(exc.status_code, code.get(exc.status_code, "http_error"), exc.detail, exc.headers)
 
 

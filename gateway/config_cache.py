@@ -19,7 +19,7 @@ from gateway.data import Caller, DataAccess, EffectiveConfig
 # Entries beyond this push out the least recently used: bounded memory whatever the traffic.
 MAX_ENTRIES = 10_000
 
-_Key = tuple[str, uuid.UUID, uuid.UUID | None]
+_Key = tuple[str, uuid.UUID, uuid.UUID | None, uuid.UUID | None]
 _Entry = tuple[float, EffectiveConfig, str | None]
 
 
@@ -31,17 +31,22 @@ class ConfigCache:
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
 
     async def effective_config_with_key(
-        self, data: DataAccess, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+        self,
+        data: DataAccess,
+        caller: Caller,
+        organization_id: uuid.UUID,
+        processor_id: uuid.UUID | None,
+        run_id: uuid.UUID | None,
     ) -> tuple[EffectiveConfig, str | None]:
         if self._seconds <= 0:
-            return await data.effective_config_with_key(caller, organization_id, processor_id)
-        key = (caller.token, organization_id, processor_id)
+            return await data.effective_config_with_key(caller, organization_id, processor_id, run_id)
+        key = (caller.token, organization_id, processor_id, run_id)
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             self._entries.move_to_end(key)
             return entry[1], entry[2]
-        config, api_key = await data.effective_config_with_key(caller, organization_id, processor_id)
+        config, api_key = await data.effective_config_with_key(caller, organization_id, processor_id, run_id)
         self._entries[key] = (now + self._seconds, config, api_key)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:

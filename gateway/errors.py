@@ -19,7 +19,7 @@ class GatewayError(Exception):
 
 class BadRequest(GatewayError):
     status = 400
-    code = "bad_request"
+    code = "invalid_request"
 
 
 class UnsupportedSetting(GatewayError):

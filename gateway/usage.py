@@ -27,6 +27,7 @@ from gateway.errors import (
     UnsupportedSetting,
 )
 from gateway.providers import Completion, CompletionRequest, complete
+from gateway.storable import storable
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ async def complete_and_record(
 
 
 async def _record(data: DataAccess, row: UsageRecord) -> float | None:
+    row = _storable(row)
     try:
         return await _insert(data, row)
     except DatabaseUnavailable:
@@ -99,9 +101,9 @@ async def _record(data: DataAccess, row: UsageRecord) -> float | None:
     except Exception:
         if row.run_id is None and row.processor_id is None:
             raise DatabaseUnavailable(_WITHHELD) from None
-    # The database refused the row, which its references explain: a run_id naming no run, or a
-    # processor deleted during the call. The call happened, so it is billed without them, and the
-    # caller, whose input it most likely was, gets a 404 instead of the content.
+    # The database refused the row, which its references explain: the run or the processor was
+    # deleted during the call (both were checked before it). The call happened, so it is billed
+    # without them, and the caller gets a 404 instead of the content.
     detached = dataclasses.replace(
         row,
         run_id=None,
@@ -112,7 +114,7 @@ async def _record(data: DataAccess, row: UsageRecord) -> float | None:
         await _insert(data, detached)
     except Exception:
         raise DatabaseUnavailable(_WITHHELD) from None
-    raise NotFoundError("run_id (or the processor) does not exist; the call was billed without it")
+    raise NotFoundError("the run or the processor was deleted during the call; the call was billed without it")
 
 
 async def _insert(data: DataAccess, row: UsageRecord) -> float | None:
@@ -128,6 +130,17 @@ async def _insert(data: DataAccess, row: UsageRecord) -> float | None:
             type(exc).__name__,
         )
         raise
+
+
+def _storable(row: UsageRecord) -> UsageRecord:
+    """The row with its outside text (a provider's error message above all) made storable: a call
+    that happened must never be unbillable because of what someone else's text contains."""
+    return dataclasses.replace(
+        row,
+        model_name=storable(row.model_name),
+        operation_id=None if row.operation_id is None else storable(row.operation_id),
+        error_message=None if row.error_message is None else storable(row.error_message),
+    )
 
 
 def _ms(started: float) -> int:

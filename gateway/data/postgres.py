@@ -26,8 +26,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.data.errors import database_error, unavailable
 from gateway.data.group_commit import GroupCommit
-from gateway.data.types import Caller, EffectiveConfig, KeyInfo, UsageRecord
-from gateway.errors import GatewayError
+from gateway.data.types import RUN_NOT_FOUND, Caller, EffectiveConfig, KeyInfo, UsageRecord
+from gateway.errors import GatewayError, NotFoundError
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
 
@@ -41,12 +41,15 @@ _PRELUDE: Final[dict[str, str]] = {
 _SERVICE_CLAIMS: Final = json.dumps({"role": "service_role"})
 # Follows `select set_config('gateway.effective_config', <config call>::text, true)` in
 # effective_config_with_key; the configuration holds no secret, and the setting ends with the
-# transaction.
+# transaction. As the service role: the organization's key if it is the one to use, and whether
+# the run (if any) is one of the organization's.
 _KEY_FOR_CONFIG: Final = (
     "::text, true); "
     "select set_config('role', 'service_role', true), set_config('request.jwt.claims', %s, true); "
-    "select c, case when c ->> 'api_key_source' = 'organization' then public.get_org_api_key(%s, c ->> 'provider') end "
-    "from (select current_setting('gateway.effective_config')::jsonb as c) as resolved"
+    "select c, "
+    "case when c ->> 'api_key_source' = 'organization' then public.get_org_api_key(org, c ->> 'provider') end, "
+    "run_id is null or exists (select from public.runs as r where r.id = run_id and r.organization_id = org) "
+    "from (select current_setting('gateway.effective_config')::jsonb as c, %s::uuid as org, %s::uuid as run_id) as call"
 )
 _USAGE_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UsageRecord))
 # The gateway picks each row's id, which matches RETURNING's rows to the batch's callers
@@ -113,16 +116,19 @@ class PostgresDataAccess:
         return EffectiveConfig(**rows[0][0])
 
     async def effective_config_with_key(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
     ) -> tuple[EffectiveConfig, str | None]:
         """One round trip: resolve as the caller, keep the result in a transaction-local setting,
-        switch to the service role and read the key only if the organization's is the one to use."""
+        switch to the service role, read the key only if the organization's is the one to use, and
+        check the run."""
         rows = await self._call(
             caller,
             "select set_config('gateway.effective_config', " + _config_query(caller) + _KEY_FOR_CONFIG,
-            (*_config_params(caller, organization_id, processor_id), _SERVICE_CLAIMS, organization_id),
+            (*_config_params(caller, organization_id, processor_id), _SERVICE_CLAIMS, organization_id, run_id),
         )
-        config, key = rows[0]
+        config, key, run_of_organization = rows[0]
+        if not run_of_organization:
+            raise NotFoundError(RUN_NOT_FOUND)
         return EffectiveConfig(**config), key
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:

@@ -9,6 +9,7 @@ Every method is one HTTP request, hence one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import uuid
@@ -21,8 +22,8 @@ from postgrest import APIError, APIResponse, AsyncPostgrestClient, ReturnMethod
 from postgrest.base_request_builder import RequestConfig
 
 from gateway.data.errors import database_error, unavailable
-from gateway.data.types import Caller, EffectiveConfig, KeyInfo, UsageRecord
-from gateway.errors import AuthError, GatewayError
+from gateway.data.types import RUN_NOT_FOUND, Caller, EffectiveConfig, KeyInfo, UsageRecord
+from gateway.errors import AuthError, GatewayError, NotFoundError
 
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}")
 # PostgREST's own codes: PGRST000-003 it cannot reach the database; PGRST3xx the token is bad.
@@ -86,13 +87,28 @@ class PostgrestDataAccess:
         return EffectiveConfig(**data)
 
     async def effective_config_with_key(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
     ) -> tuple[EffectiveConfig, str | None]:
-        # Two requests: PostgREST runs one function per request, as one role.
-        config = await self.effective_config(caller, organization_id, processor_id)
+        # PostgREST runs one function per request, as one role: the run is checked beside the
+        # resolution (concurrently, so no later), the key after it.
+        if run_id is None:
+            config = await self.effective_config(caller, organization_id, processor_id)
+        else:
+            config, run_of_organization = await asyncio.gather(
+                self.effective_config(caller, organization_id, processor_id),
+                self._is_run_of(organization_id, run_id),
+            )
+            if not run_of_organization:
+                raise NotFoundError(RUN_NOT_FOUND)
         if config.api_key_source != "organization":
             return config, None
         return config, await self.org_api_key(organization_id, config.provider)
+
+    async def _is_run_of(self, organization_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+        request = (
+            self._rest.from_("runs").select("id").eq("id", str(run_id)).eq("organization_id", str(organization_id))
+        )
+        return bool(await _execute(request))
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         data = await _execute(

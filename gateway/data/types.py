@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+# Another organization's run and one that does not exist are the same answer: nothing leaks.
+RUN_NOT_FOUND = "run not found"
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -87,11 +90,12 @@ class DataAccess(Protocol):
         ...
 
     async def effective_config_with_key(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
     ) -> tuple[EffectiveConfig, str | None]:
         """effective_config, plus (with service-role rights) the organization's key for the resolved
         provider when api_key_source is "organization": what a provider call needs, in as few
-        round trips as the adapter allows."""
+        round trips as the adapter allows. NotFoundError if `run_id` is not a run of the
+        organization (one that does not exist included), so no call is made for it."""
         ...
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:

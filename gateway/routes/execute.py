@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 import msgspec
@@ -14,6 +15,7 @@ from gateway.data import Caller, UsageRecord
 from gateway.providers import ChatMessage, CompletionRequest
 from gateway.routes import Injected, error_responses
 from gateway.services import Services
+from gateway.storable import unstorable
 from gateway.usage import complete_and_record
 
 # The width of llm_usage_logs.operation_id: longer ids would fail only after the call.
@@ -39,6 +41,17 @@ class ExecuteRequest(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
             raise ValueError("exactly one of prompt and messages is required")
+        # Refused before anything is sent: the usage row of a call made with it could not be written.
+        for field, text in self._texts():
+            if (problem := unstorable(text)) is not None:
+                raise ValueError(f"{field} {problem}")
+
+    def _texts(self) -> Iterator[tuple[str, str]]:
+        for field in ("prompt", "system", "operation_id"):
+            if (text := getattr(self, field)) is not None:
+                yield field, text
+        for index, message in enumerate(self.messages or ()):
+            yield f"messages[{index}].content", message.content
 
 
 class UsageOut(msgspec.Struct):
@@ -79,7 +92,7 @@ async def execute_llm(
     settings = services.settings
     organization_id = organization_of(caller, data.organization_id)
     config, org_key = await services.config_cache.effective_config_with_key(
-        services.data_access, caller, organization_id, data.processor_id
+        services.data_access, caller, organization_id, data.processor_id, data.run_id
     )
     # The system key also covers an organization key deleted since the configuration was read.
     api_key = org_key or settings.api_keys.get(config.provider, "")

@@ -8,7 +8,8 @@ and runs every request in one transaction in the database as the token's role wi
   parameter names (omitted ones take their defaults); a scalar or jsonb result comes back as
   bare JSON, `setof`/`table` as an array, `void` as 204.
 - `POST /rest/v1/<table>` inserts one object or an array (`Prefer: return=representation`
-  answers the rows, `?select=a,b` narrows them); `GET /rest/v1/<table>?select=&limit=` reads.
+  answers the rows, `?select=a,b` narrows them); `GET /rest/v1/<table>?select=&limit=&col=eq.v`
+  reads.
 - Supabase's API gateway in front: an `apikey` header signed with the project secret is required.
 - Tokens are HS256 JWTs checked against `jwt_secret`: none → `anon`; invalid → 401 PGRST301;
   expired → 401 PGRST303.
@@ -361,16 +362,21 @@ class _Server:
 
     async def _select(self, request: web.Request) -> web.Response:
         table = await self._table(request)
-        unsupported = set(request.query) - {"select", "limit"}
-        if unsupported:
-            raise _Reply(400, "PGRST100", f"the fake PostgREST does not support {sorted(unsupported)}")
+        filters = {name: value for name, value in request.query.items() if name not in ("select", "limit")}
+        if not all(_IDENTIFIER.fullmatch(name) and value.startswith("eq.") for name, value in filters.items()):
+            raise _Reply(400, "PGRST100", f"the fake PostgREST filters with column=eq.value only: {filters}")
         limit = request.query.get("limit")
         if limit is not None and not limit.isdigit():
             raise _Reply(400, "PGRST100", f"invalid limit {limit!r}")
+        # column=eq.value compares the column's text form, as PostgREST casts the value to its type.
+        where = sql.SQL(" and ").join(
+            [sql.SQL("{}::text = %s").format(sql.Identifier(name)) for name in filters] or [sql.SQL("true")]
+        )
         query = sql.SQL(
-            "select coalesce(jsonb_agg({}), '[]')::text from (select * from public.{} limit %s) as r"
-        ).format(self._selection(request, "r"), table)
-        result = await self._in_transaction(request, query, (None if limit is None else int(limit),))
+            "select coalesce(jsonb_agg({}), '[]')::text from (select * from public.{} where {} limit %s) as r"
+        ).format(self._selection(request, "r"), table, where)
+        params = (*(value.removeprefix("eq.") for value in filters.values()), None if limit is None else int(limit))
+        result = await self._in_transaction(request, query, params)
         return web.Response(text=result, content_type="application/json")
 
 

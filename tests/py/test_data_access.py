@@ -170,22 +170,51 @@ async def test_config_with_key_returns_the_org_key_only_when_it_is_the_one_to_us
     # The tenants' default profile is openai; the processor's "fast" profile is anthropic.
     await backend.data.store_key(user(tenants.acme.admin, tenants.acme), tenants.acme.id, "openai", ORG_KEY)
 
-    config, key = await backend.data.effective_config_with_key(member, tenants.acme.id, None)
+    config, key = await backend.data.effective_config_with_key(member, tenants.acme.id, None, None)
     assert (config.provider, config.api_key_source, key) == ("openai", "organization", ORG_KEY)
-    config, key = await backend.data.effective_config_with_key(member, tenants.acme.id, tenants.acme.processor)
+    config, key = await backend.data.effective_config_with_key(member, tenants.acme.id, tenants.acme.processor, None)
     assert (config.provider, config.api_key_source, key) == ("anthropic", "system", None)
 
 
 async def test_config_with_key_as_service_role_for_an_explicit_org(backend: Backend, tenants: Tenants) -> None:
     await backend.data.store_key(SERVICE, tenants.acme.id, "openai", ORG_KEY)
-    config, key = await backend.data.effective_config_with_key(SERVICE, tenants.acme.id, None)
+    config, key = await backend.data.effective_config_with_key(SERVICE, tenants.acme.id, None, None)
     assert (config.api_key_source, key) == ("organization", ORG_KEY)
 
 
 async def test_config_with_key_refuses_a_removed_member(backend: Backend, tenants: Tenants, db: Database) -> None:
     db.run("delete from organization_members where user_id = %s", (tenants.acme.member,))
     with pytest.raises(ForbiddenError):
-        await backend.data.effective_config_with_key(user(tenants.acme.member, tenants.acme), tenants.acme.id, None)
+        await backend.data.effective_config_with_key(
+            user(tenants.acme.member, tenants.acme), tenants.acme.id, None, None
+        )
+
+
+def create_run(db: Database, organization_id: uuid.UUID) -> uuid.UUID:
+    [row] = db.run("insert into runs (organization_id) values (%s) returning id", (organization_id,))
+    return uuid.UUID(str(row["id"]))
+
+
+@pytest.mark.parametrize("caller", ["member", "service_role"])
+async def test_config_with_key_accepts_a_run_of_the_organization(
+    backend: Backend, tenants: Tenants, db: Database, caller: str
+) -> None:
+    who = SERVICE if caller == "service_role" else user(tenants.acme.member, tenants.acme)
+    config, _ = await backend.data.effective_config_with_key(
+        who, tenants.acme.id, None, create_run(db, tenants.acme.id)
+    )
+    assert config.provider == "openai"
+
+
+@pytest.mark.parametrize("caller", ["member", "service_role"])
+@pytest.mark.parametrize("run", ["another organization's", "unknown"])
+async def test_config_with_key_refuses_a_run_that_is_not_the_organizations(
+    backend: Backend, tenants: Tenants, db: Database, caller: str, run: str
+) -> None:
+    who = SERVICE if caller == "service_role" else user(tenants.acme.member, tenants.acme)
+    run_id = create_run(db, tenants.bystander.id) if run != "unknown" else uuid.uuid4()
+    with pytest.raises(NotFoundError, match="run not found"):
+        await backend.data.effective_config_with_key(who, tenants.acme.id, None, run_id)
 
 
 async def test_member_cannot_store_a_key(backend: Backend, tenants: Tenants) -> None:

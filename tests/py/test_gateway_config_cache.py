@@ -108,7 +108,7 @@ class CountingData:
         self.calls = 0
 
     async def effective_config_with_key(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
     ) -> tuple[EffectiveConfig, str | None]:
         self.calls += 1
         config = EffectiveConfig("openai", "gpt-4o-mini", "GPT-4o mini", {}, {}, None, "global", "system")
@@ -121,7 +121,7 @@ async def test_the_cache_keeps_at_most_its_number_of_entries_least_recently_used
     callers = [Caller(role="authenticated", claims={}, token=f"token-{n}") for n in range(3)]
 
     async def resolve(n: int) -> None:
-        await cache.effective_config_with_key(data, callers[n], org, None)  # type: ignore[arg-type]
+        await cache.effective_config_with_key(data, callers[n], org, None, None)  # type: ignore[arg-type]
 
     for n in (0, 1, 0, 2):  # 2 pushes out 1, the least recently used
         await resolve(n)

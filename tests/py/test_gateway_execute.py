@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -363,15 +365,52 @@ async def test_unsupported_setting_is_422_without_a_provider_call(gateway: Gatew
 # Billing guarantees --------------------------------------------------------------------------------
 
 
-async def test_unknown_run_id_is_404_and_the_call_is_still_billed(any_gateway: Gateway) -> None:
+@pytest.mark.parametrize("run", ["unknown", "another organization's"])
+async def test_run_id_that_is_not_the_organizations_is_404_before_any_call(any_gateway: Gateway, run: str) -> None:
     gw = any_gateway
+    run_id = uuid.uuid4() if run == "unknown" else gw.run_of(gw.tenants.bystander.processor, gw.tenants.bystander)
+    response = await gw.execute(gw.token(gw.tenants.acme.member), prompt="hi", run_id=str(run_id))
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == {"code": "not_found", "message": "run not found"}
+    assert gw.providers.requests == [] and gw.usage_rows() == []
+
+
+async def test_service_role_cannot_bill_a_run_to_another_organization(any_gateway: Gateway) -> None:
+    gw = any_gateway
+    run_id = gw.run_of(gw.tenants.bystander.processor, gw.tenants.bystander)
     response = await gw.execute(
-        gw.token(gw.tenants.acme.member), prompt="hi", run_id="00000000-0000-4000-8000-00000000dead"
+        SERVICE_ROLE_KEY, organization_id=str(gw.tenants.acme.id), prompt="hi", run_id=str(run_id)
     )
+    assert response.status_code == 404
+    assert gw.providers.requests == [] and gw.usage_rows() == []
+
+
+async def test_run_deleted_during_the_call_is_404_and_the_call_is_still_billed(gateway: Gateway) -> None:
+    gw = gateway
+    run_id = gw.run_of(gw.tenants.acme.processor)
+    gw.providers.script("anthropic", slow(0.6))
+    # From another thread: the test client may hold this loop until the call is done.
+    deleter = threading.Timer(0.3, gw.db.run, ("delete from runs where id = %s", (run_id,)))
+    deleter.start()
+    response = await gw.execute(
+        gw.token(gw.tenants.acme.member), processor_id=str(gw.tenants.acme.processor), prompt="hi", run_id=str(run_id)
+    )
+    deleter.join()
     assert response.status_code == 404
     assert "content" not in response.json()
     [row] = gw.usage_rows()
     assert row["run_id"] is None and row["input_tokens"] == 12 and row["estimated_cost"] is not None
+
+
+async def test_provider_error_message_with_nul_and_any_length_is_still_billed(gateway: Gateway) -> None:
+    gw = gateway
+    gw.providers.script("openai", Failure(500, message="bad\x00thing " + "x" * 5000))
+    response = await gw.execute(gw.token(gw.tenants.acme.member), prompt="hi")
+    assert response.status_code == 502
+    [row] = gw.usage_rows()
+    assert "\x00" not in row["error_message"]
+    assert "badthing xxx" in row["error_message"] and len(row["error_message"]) <= 2000
+    assert len(gw.providers.requests) == 1
 
 
 async def test_when_usage_cannot_be_recorded_the_content_is_withheld(gateway: Gateway) -> None:

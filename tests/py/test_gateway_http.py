@@ -121,6 +121,10 @@ BAD_BODIES: list[tuple[str, Any]] = [
     ("run-not-a-uuid", {"prompt": "hi", "run_id": 7}),
     ("unknown-field", {"prompt": "hi", "model": "gpt-5"}),
     ("operation-too-long", {"prompt": "hi", "operation_id": "x" * 201}),
+    ("nul-in-prompt", {"prompt": "hi\x00there"}),
+    ("nul-in-system", {"prompt": "hi", "system": "\x00"}),
+    ("nul-in-operation-id", {"prompt": "hi", "operation_id": "op\x00"}),
+    ("nul-in-a-message", {"messages": [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "a\x00"}]}),
     ("array", [1, 2]),
     ("null", None),
 ]
@@ -133,17 +137,30 @@ async def test_bad_execute_body_is_400_json_and_calls_nobody(gateway: Gateway, b
     )
     assert response.status_code == 400, response.text
     error = response.json()["error"]
-    assert error["code"] in ("invalid_request", "bad_request") and error["message"]
+    assert error["code"] == "invalid_request" and error["message"]
     assert "Traceback" not in response.text
     assert gateway.providers.requests == [] and gateway.usage_rows() == []
 
 
-@pytest.mark.parametrize("raw", [b"{", b"", b"prompt=hi", b"\xff\xfe"], ids=["truncated", "empty", "form", "binary"])
-async def test_unparseable_body_is_400_json(gateway: Gateway, raw: bytes) -> None:
-    headers = {**bearer(gateway.token(gateway.tenants.acme.member)), "content-type": "application/json"}
-    response = await gateway.client.post("/functions/v1/execute-llm", content=raw, headers=headers)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] in ("invalid_request", "bad_request")
+UNPARSEABLE = {
+    "truncated": b"{",
+    "empty": b"",
+    "form": b"prompt=hi",
+    "binary": b"\xff\xfe",
+    "lone-surrogate": b'{"prompt": "\\ud800"}',
+    "nested-2000-deep": b"[" * 2000 + b"]" * 2000,
+    "nested-in-a-field": b'{"prompt": ' + b'{"a": ' * 1500 + b"1" + b"}" * 1500 + b"}",
+}
+
+
+@pytest.mark.parametrize("raw", UNPARSEABLE.values(), ids=UNPARSEABLE.keys())
+@pytest.mark.parametrize("path", ["/functions/v1/execute-llm", "/functions/v1/manage-llm-keys"])
+async def test_unparseable_body_is_400_json(gateway: Gateway, raw: bytes, path: str) -> None:
+    headers = {**bearer(gateway.token(gateway.tenants.acme.admin)), "content-type": "application/json"}
+    response = await gateway.client.post(path, content=raw, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert gateway.providers.requests == []
 
 
 async def test_unknown_route_and_wrong_method_answer_json(gateway: Gateway) -> None:
@@ -163,7 +180,7 @@ class ExplodingData:
         raise RuntimeError(f"boom with {SECRET_IN_MESSAGE}")
 
     async def effective_config_with_key(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: Any
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: Any, run_id: Any
     ) -> tuple[EffectiveConfig, str | None]:
         raise RuntimeError(f"boom with {SECRET_IN_MESSAGE}")
 
