@@ -23,6 +23,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from gateway.auth import TokenVerifier
 from gateway.config_cache import ConfigCache
 from gateway.data import Caller, DataAccess
+from gateway.data.listener import ConfigChangeListener
 from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
 from gateway.errors import AuthError, GatewayError, ProviderRateLimited
@@ -55,12 +56,18 @@ def create_app(
             if data_access is None:
                 data_access = await open_data_access(settings)
                 stack.push_async_callback(data_access.close)
+            listen_url = settings.database_listen_url or settings.database_url
+            config_cache = ConfigCache(settings.config_cache_seconds, invalidated=listen_url is not None)
+            if listen_url is not None and settings.config_cache_seconds > 0:
+                listener = ConfigChangeListener(listen_url, config_cache)
+                listener.start()
+                stack.push_async_callback(listener.close)
             app.state.services = Services(
                 settings=settings,
                 http_client=client,
                 data_access=data_access,
                 verifier=TokenVerifier(settings, client),
-                config_cache=ConfigCache(settings.config_cache_seconds),
+                config_cache=config_cache,
             )
             yield
 

@@ -1,11 +1,18 @@
-"""A short-lived, per-worker cache of execute-llm's configuration and key lookup (opt-in).
+"""A per-worker cache of execute-llm's configuration-and-key lookup, correct by default.
 
-With `GATEWAY_CONFIG_CACHE_SECONDS` = 0 (the default) every call asks the database, so every
-change (a member removed, a processor's profile, a rotated key) applies to the next call. A
-positive value saves that round trip for repeated calls with the same token, organization and
-processor, at a price the operator chooses: such a change may take up to that many seconds to
-reach this worker. Only answers are cached, never refusals, so a 403 or 404 is always fresh;
-a key set, rotated or deleted through this worker empties its cache at once.
+With a direct database connection (`DATABASE_URL`) the database announces every change that can
+alter a cached answer (`llm_config_changed`, see the migrations), and the worker's listener drops
+the entries of the organization it names, or all of them for the catalog. While the listener is
+not connected nothing is served from the cache: every call asks the database, and the cache is
+emptied when the listener is back (notifications may have been missed meanwhile). The TTL is a
+safety net, not the means of freshness.
+
+Without a notification channel (the PostgREST adapter) the cache is used only when the operator
+sets a TTL, and a change made elsewhere may then take that long to apply.
+
+Only answers are cached, never refusals, so a 403 or 404 is always fresh. Entries are keyed by
+the raw token (the database's answer depends on all of its claims), so one user's answer never
+serves another; the token itself is verified, expiry included, before the cache is asked.
 """
 
 from __future__ import annotations
@@ -18,17 +25,33 @@ from gateway.data import Caller, DataAccess, EffectiveConfig
 
 # Entries beyond this push out the least recently used: bounded memory whatever the traffic.
 MAX_ENTRIES = 10_000
+# The payload of a change to the catalog, which every organization's configuration reads.
+EVERY_ORGANIZATION = "*"
 
 _Key = tuple[str, uuid.UUID, uuid.UUID | None, uuid.UUID | None]
 _Entry = tuple[float, EffectiveConfig, str | None]
 
 
 class ConfigCache:
-    def __init__(self, seconds: float, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, seconds: float, *, invalidated: bool, max_entries: int = MAX_ENTRIES) -> None:
+        """`invalidated`: entries are dropped on change notifications, and served only while they arrive."""
         self._seconds = seconds
+        self._invalidated = invalidated
         self._max_entries = max_entries
-        # Keyed by the raw token: the database's answer depends on all of its claims.
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._listening = False
+        # Bumped by every invalidation: an answer read from the database while one happened may
+        # predate the change, so it is not stored.
+        self._generation = 0
+
+    @property
+    def state(self) -> str:
+        """For /ready: "off", "ttl" (no notifications), "listening", or "bypassed" (listener down)."""
+        if self._seconds <= 0:
+            return "off"
+        if not self._invalidated:
+            return "ttl"
+        return "listening" if self._listening else "bypassed"
 
     async def effective_config_with_key(
         self,
@@ -38,7 +61,7 @@ class ConfigCache:
         processor_id: uuid.UUID | None,
         run_id: uuid.UUID | None,
     ) -> tuple[EffectiveConfig, str | None]:
-        if self._seconds <= 0:
+        if self.state not in ("listening", "ttl"):
             return await data.effective_config_with_key(caller, organization_id, processor_id, run_id)
         key = (caller.token, organization_id, processor_id, run_id)
         now = time.monotonic()
@@ -46,12 +69,32 @@ class ConfigCache:
         if entry is not None and entry[0] > now:
             self._entries.move_to_end(key)
             return entry[1], entry[2]
+        generation = self._generation
         config, api_key = await data.effective_config_with_key(caller, organization_id, processor_id, run_id)
-        self._entries[key] = (now + self._seconds, config, api_key)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        if self._generation == generation and self.state in ("listening", "ttl"):
+            self._entries[key] = (now + self._seconds, config, api_key)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
         return config, api_key
 
+    def invalidate(self, organization: str) -> None:
+        """Drop what a change notification names: an organization id, or every organization."""
+        try:
+            organization_id = uuid.UUID(organization)
+        except ValueError:  # "*", or anything unexpected: drop everything rather than guess
+            self.clear()
+            return
+        self._generation += 1
+        for key in [key for key in self._entries if key[1] == organization_id]:
+            del self._entries[key]
+
+    def set_listening(self, listening: bool) -> None:
+        """The listener connected (its LISTEN is in place) or lost its connection; either way what
+        is cached may have missed a change."""
+        self._listening = listening
+        self.clear()
+
     def clear(self) -> None:
+        self._generation += 1
         self._entries.clear()

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from gateway.providers import DEFAULT_BASE_URLS, PROVIDERS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# The config cache's safety net when change notifications keep it fresh.
+INVALIDATED_CACHE_SECONDS = 60.0
 
 
 class SettingsError(ValueError):
@@ -28,6 +30,9 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     """DATABASE_URL: direct Postgres (psycopg pool); takes precedence over the PostgREST adapter."""
 
+    database_listen_url: str | None = field(default=None, repr=False)
+    """DATABASE_LISTEN_URL: a direct or session-mode connection for the config cache's change
+    notifications, when DATABASE_URL goes through a transaction pooler (which does not carry them)."""
     supabase_url: str | None = None
     """SUPABASE_URL: the project URL; PostgREST RPC (without DATABASE_URL) and the JWKS endpoint."""
 
@@ -63,9 +68,10 @@ class Settings:
     """DATABASE_TIMEOUT_SECONDS: wait for a pooled connection (DATABASE_URL) or a PostgREST answer."""
 
     config_cache_seconds: float = 0.0
-    """GATEWAY_CONFIG_CACHE_SECONDS: how long a worker may reuse execute-llm's configuration and
-    key lookup for the same token and processor; 0 (the default) asks the database every call."""
-
+    """GATEWAY_CONFIG_CACHE_SECONDS: the longest a worker reuses execute-llm's configuration and key
+    lookup. With DATABASE_URL (default 60) entries are dropped as soon as the database announces a
+    change, and this is only a safety net; with PostgREST (default 0: off) nothing announces
+    changes, and a change may take this long to apply."""
     cors_origins: tuple[str, ...] = ()
     """GATEWAY_CORS_ORIGINS: comma-separated browser origins allowed to call the gateway ("*" for any)."""
 
@@ -93,6 +99,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = _Env(os.environ if environ is None else environ)
         database_url = env.url("DATABASE_URL", ("postgres", "postgresql"))
+        listen_url = env.url("DATABASE_LISTEN_URL", ("postgres", "postgresql"))
         supabase_url = env.url("SUPABASE_URL", ("http", "https"))
         service_role_key = env.text("SUPABASE_SERVICE_ROLE_KEY")
         jwt_secret = env.text("SUPABASE_JWT_SECRET")
@@ -107,6 +114,7 @@ class Settings:
         base_urls = {p: env.url(f"{p.upper()}_BASE_URL", ("http", "https")) or DEFAULT_BASE_URLS[p] for p in PROVIDERS}
         return cls(
             database_url=database_url,
+            database_listen_url=listen_url,
             supabase_url=supabase_url,
             supabase_service_role_key=service_role_key,
             supabase_jwt_secret=jwt_secret,
@@ -119,7 +127,9 @@ class Settings:
             database_pool_size=env.integer("DATABASE_POOL_SIZE", cls.database_pool_size, 1, 1_000),
             database_timeout=env.number("DATABASE_TIMEOUT_SECONDS", cls.database_timeout),
             config_cache_seconds=env.number(
-                "GATEWAY_CONFIG_CACHE_SECONDS", cls.config_cache_seconds, zero_allowed=True
+                "GATEWAY_CONFIG_CACHE_SECONDS",
+                INVALIDATED_CACHE_SECONDS if (listen_url or database_url) is not None else 0.0,
+                zero_allowed=True,
             ),
             cors_origins=env.origins("GATEWAY_CORS_ORIGINS"),
             host=env.text("GATEWAY_HOST") or cls.host,

@@ -31,6 +31,8 @@ from gateway.errors import GatewayError, NotFoundError
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
 
+APPLICATION_NAME = "llm-gateway"
+
 # Parameters 1 and 2 of every call: the JWT claims and the statement timeout. One statement,
 # as PostgREST's own: set_config('role', ..., true) is SET LOCAL ROLE.
 _PRELUDE: Final[dict[str, str]] = {
@@ -89,7 +91,13 @@ class PostgresDataAccess:
             name="gateway",
             # prepare_threshold=None: a transaction-mode pooler may hand each transaction to a
             # different server connection, where a prepared statement would not exist.
-            kwargs={"autocommit": True, "prepare_threshold": None, "connect_timeout": connect_timeout},
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": None,
+                "connect_timeout": connect_timeout,
+                # Tells the gateway's connections apart in pg_stat_activity.
+                "application_name": APPLICATION_NAME,
+            },
         )
         await pool.open(wait=False)
         return cls(pool, statement_timeout_ms=statement_timeout_ms)

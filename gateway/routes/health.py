@@ -15,7 +15,11 @@ async def health() -> dict[str, str]:
     return OK
 
 
-@get("/ready", summary="The database answers (503 otherwise)", responses=error_responses(503))
+@get(
+    "/ready",
+    summary="The database answers (503 otherwise); config_cache: off, ttl, listening, or bypassed",
+    responses=error_responses(503),
+)
 async def ready(services: Injected[Services]) -> dict[str, str]:
     await services.data_access.ping()
-    return OK
+    return {**OK, "config_cache": services.config_cache.state}

@@ -1,30 +1,38 @@
-"""GATEWAY_CONFIG_CACHE_SECONDS: off by default; when on, what may lag and what never does."""
+"""The configuration cache: on by default, and never stale.
+
+The database announces every change that can alter a cached answer; each worker's listener drops
+what changed. Changes made without an announcement (triggers switched off by a superuser, the
+one way to change data silently) show that answers really are served from the cache.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
 
+import httpx
 import pytest
 
+from devstack.postgres import free_port
 from gateway.config_cache import ConfigCache
 from gateway.data import Caller, EffectiveConfig
 from tests.fakes.providers import FakeProviders
 from tests.py.supabase_db import Database
 from tests.py.tenants import Tenants
-from tests.py.test_gateway_harness import Gateway, running_gateway
+from tests.py.test_gateway_harness import Gateway, bearer, command, gateway_env, running_gateway, sign, wait_for
 
 pytest_plugins = ["tests.py.test_gateway_harness"]  # its fixtures
 
 ORG_KEY = "sk-org-openai-key-for-cache-tests-WXYZ"
-
-
-@pytest.fixture
-async def cached(db: Database, tenants: Tenants, providers: FakeProviders) -> AsyncIterator[Gateway]:
-    async with running_gateway(db, tenants, providers, GATEWAY_CONFIG_CACHE_SECONDS="30") as running:
-        yield running
+ROTATED_KEY = "sk-org-openai-key-rotated-cache-ABCD"
+# The issue's bound for a change to reach every worker.
+PROPAGATION_SECONDS = 1.0
 
 
 def switch_to_anthropic(gw: Gateway, processor: uuid.UUID) -> None:
@@ -35,49 +43,74 @@ def switch_to_anthropic(gw: Gateway, processor: uuid.UUID) -> None:
     )
 
 
+def change_silently(db: Database, query: str, params: Any = None) -> None:
+    """Change data without any trigger firing, so nothing is announced."""
+    with db.connect(db.superuser) as conn:
+        conn.execute("set session_replication_role = replica")
+        conn.execute(query, params)
+
+
 async def provider_of_next_call(gw: Gateway, token: str, processor: uuid.UUID) -> str:
     response = await gw.execute(token, prompt="hi", processor_id=str(processor))
     assert response.status_code == 200, response.text
     return str(response.json()["provider"])
 
 
-async def test_without_the_setting_every_call_sees_the_latest_configuration(gateway: Gateway) -> None:
-    gw = gateway
-    processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
-    assert await provider_of_next_call(gw, token, processor) == "openai"
-    switch_to_anthropic(gw, processor)
-    assert await provider_of_next_call(gw, token, processor) == "anthropic"
-    gw.db.run("delete from organization_members where user_id = %s", (gw.tenants.acme.member,))
-    assert (await gw.execute(token, prompt="hi", processor_id=str(processor))).status_code == 403
+async def cache_state(gw: Gateway, state: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while (current := (await gw.client.get("/ready")).json().get("config_cache")) != state:
+        assert time.monotonic() < deadline, f"config_cache stayed {current!r}, expected {state!r}"
+        await asyncio.sleep(0.05)
 
 
-async def test_with_the_cache_a_repeated_call_reuses_the_configuration(cached: Gateway) -> None:
-    gw = cached
+@pytest.fixture
+async def listening(gateway: Gateway) -> Gateway:
+    """The gateway with default settings, once its listener is connected."""
+    await cache_state(gateway, "listening")
+    return gateway
+
+
+async def test_by_default_a_repeated_call_is_served_from_the_cache(listening: Gateway) -> None:
+    gw = listening
+    gw.processor_for("anthropic")  # the profile to switch to (an announced change, made first)
     processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
     assert await provider_of_next_call(gw, token, processor) == "openai"
-    switch_to_anthropic(gw, processor)
-    assert await provider_of_next_call(gw, token, processor) == "openai"  # the lag the operator accepted
-    # Another token of the same user is another entry: it sees the change.
-    other_token = gw.token(gw.tenants.acme.member, iat=1)
+    change_silently(gw.db, "update processors set configuration = %s where id = %s",
+                    (json.dumps({"llm_profile": "anthropic-test"}), processor))  # fmt: skip
+    assert await provider_of_next_call(gw, token, processor) == "openai"  # cached: nothing was announced
+    other_token = gw.token(gw.tenants.acme.member, iat=1)  # another token is another entry
     assert await provider_of_next_call(gw, other_token, processor) == "anthropic"
     assert len(gw.usage_rows()) == 3  # every call billed, cached configuration or not
 
 
-async def test_with_the_cache_refusals_are_never_reused(cached: Gateway) -> None:
-    gw = cached
+async def test_an_announced_change_is_seen_by_the_next_call(listening: Gateway) -> None:
+    gw = listening
+    processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
+    assert await provider_of_next_call(gw, token, processor) == "openai"
+    switch_to_anthropic(gw, processor)
+    # The notification travels to the worker's listener; within a second, as across processes.
+    deadline = time.monotonic() + PROPAGATION_SECONDS
+    while (provider := await provider_of_next_call(gw, token, processor)) != "anthropic":
+        assert time.monotonic() < deadline, f"still {provider} after {PROPAGATION_SECONDS} s"
+        await asyncio.sleep(0.02)
+
+
+async def test_refusals_are_never_cached(listening: Gateway) -> None:
+    gw = listening
     outsider = gw.tenants.acme.member
-    gw.db.run("delete from organization_members where user_id = %s", (outsider,))
+    change_silently(gw.db, "delete from organization_members where user_id = %s", (outsider,))
     token = gw.token(outsider)
     assert (await gw.execute(token, prompt="hi")).status_code == 403
-    gw.db.run(
+    change_silently(
+        gw.db,
         "insert into organization_members (organization_id, user_id, role) values (%s, %s, 'member')",
         (gw.tenants.acme.id, outsider),
     )
     assert (await gw.execute(token, prompt="hi")).status_code == 200
 
 
-async def test_with_the_cache_a_key_change_through_the_gateway_applies_at_once(cached: Gateway) -> None:
-    gw = cached
+async def test_a_key_change_through_the_gateway_applies_to_the_next_call(listening: Gateway) -> None:
+    gw = listening
     processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
     await provider_of_next_call(gw, token, processor)
     admin = gw.token(gw.tenants.acme.admin)
@@ -90,15 +123,202 @@ async def test_with_the_cache_a_key_change_through_the_gateway_applies_at_once(c
     assert gw.providers.requests_for("openai")[-1].headers["authorization"] != f"Bearer {ORG_KEY}"
 
 
-async def test_a_removed_member_is_refused_once_the_entry_expires(
+async def test_an_entry_expires_after_the_ttl_even_without_an_announcement(
     db: Database, tenants: Tenants, providers: FakeProviders
 ) -> None:
     async with running_gateway(db, tenants, providers, GATEWAY_CONFIG_CACHE_SECONDS="0.3") as gw:
+        await cache_state(gw, "listening")
         token = gw.token(gw.tenants.acme.member)
         assert (await gw.execute(token, prompt="hi")).status_code == 200
-        gw.db.run("delete from organization_members where user_id = %s", (gw.tenants.acme.member,))
+        change_silently(gw.db, "delete from organization_members where user_id = %s", (gw.tenants.acme.member,))
+        assert (await gw.execute(token, prompt="hi")).status_code == 200  # cached
         await asyncio.sleep(0.4)
         assert (await gw.execute(token, prompt="hi")).status_code == 403
+
+
+async def test_the_postgrest_adapter_caches_only_with_an_explicit_ttl(
+    db: Database, tenants: Tenants, providers: FakeProviders
+) -> None:
+    async with running_gateway(db, tenants, providers, "postgrest") as gw:
+        assert (await gw.client.get("/ready")).json()["config_cache"] == "off"
+    async with running_gateway(db, tenants, providers, "postgrest", GATEWAY_CONFIG_CACHE_SECONDS="30") as gw:
+        assert (await gw.client.get("/ready")).json()["config_cache"] == "ttl"
+
+
+async def test_the_gateways_connections_are_named_for_operators(listening: Gateway) -> None:
+    await listening.execute(listening.token(listening.tenants.acme.member), prompt="hi")
+    names = listening.db.run(
+        "select distinct application_name from pg_stat_activity where datname = current_database()"
+        " and application_name like 'llm-gateway%%' order by 1"
+    )
+    assert [row["application_name"] for row in names] == ["llm-gateway", "llm-gateway-listen"]
+
+
+# The listener down -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def listen_role(db: Database) -> Iterator[str]:
+    """A login role for the listener alone, so a test can keep it from reconnecting."""
+    role = f"listen_{uuid.uuid4().hex[:8]}"
+    with db.connect(db.superuser) as conn:
+        conn.execute(f"create role {role} login")
+    yield role
+    with db.connect(db.superuser) as conn:
+        conn.execute(f"select pg_terminate_backend(pid) from pg_stat_activity where usename = '{role}'")
+        conn.execute(f"drop role {role}")
+
+
+def cut_listener(db: Database, role: str, *, allow_reconnect: bool) -> None:
+    with db.connect(db.superuser) as conn:
+        conn.execute(f"alter role {role} {'login' if allow_reconnect else 'nologin'}")
+        if not allow_reconnect:
+            conn.execute(f"select pg_terminate_backend(pid) from pg_stat_activity where usename = '{role}'")
+
+
+async def test_while_the_listener_is_down_every_call_reads_the_database(
+    db: Database, tenants: Tenants, providers: FakeProviders, listen_role: str
+) -> None:
+    listen_url = f"postgresql://{listen_role}@{db.host}:{db.port}/{db.name}"
+    async with running_gateway(db, tenants, providers, DATABASE_LISTEN_URL=listen_url) as gw:
+        await cache_state(gw, "listening")
+        processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
+        assert await provider_of_next_call(gw, token, processor) == "openai"
+
+        cut_listener(db, listen_role, allow_reconnect=False)
+        await cache_state(gw, "bypassed")
+        switch = {"llm_profile": "anthropic-test"}
+        gw.processor_for("anthropic")
+        change_silently(db, "update processors set configuration = %s where id = %s", (json.dumps(switch), processor))
+        assert await provider_of_next_call(gw, token, processor) == "anthropic"  # not the cached openai
+        change_silently(db, "update processors set configuration = %s where id = %s",
+                        (json.dumps({"llm_profile": "openai-test"}), processor))  # fmt: skip
+        assert await provider_of_next_call(gw, token, processor) == "openai"  # nothing is cached meanwhile
+
+        cut_listener(db, listen_role, allow_reconnect=True)
+        await cache_state(gw, "listening")
+        assert await provider_of_next_call(gw, token, processor) == "openai"
+        change_silently(db, "update processors set configuration = %s where id = %s", (json.dumps(switch), processor))
+        assert await provider_of_next_call(gw, token, processor) == "openai"  # cached again once listening
+
+
+async def test_changes_announced_while_the_listener_was_down_are_not_served_stale(
+    db: Database, tenants: Tenants, providers: FakeProviders, listen_role: str
+) -> None:
+    listen_url = f"postgresql://{listen_role}@{db.host}:{db.port}/{db.name}"
+    async with running_gateway(db, tenants, providers, DATABASE_LISTEN_URL=listen_url) as gw:
+        await cache_state(gw, "listening")
+        processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
+        assert await provider_of_next_call(gw, token, processor) == "openai"
+        cut_listener(db, listen_role, allow_reconnect=False)
+        await cache_state(gw, "bypassed")
+        switch_to_anthropic(gw, processor)  # announced, but nobody is listening
+        cut_listener(db, listen_role, allow_reconnect=True)
+        await cache_state(gw, "listening")
+        assert await provider_of_next_call(gw, token, processor) == "anthropic"
+
+
+# Two gateway processes on one database -------------------------------------------------------------
+
+
+def within_a_second(call: Callable[[], Any], expected: Any) -> bool:
+    """Whether `call()` returns `expected` within PROPAGATION_SECONDS (polled)."""
+    deadline = time.monotonic() + PROPAGATION_SECONDS
+    while (result := call()) != expected:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return result == expected
+
+
+@pytest.fixture
+def two_gateways(db: Database, providers: FakeProviders) -> Iterator[list[str]]:
+    """Two `python -m gateway` processes with default settings, both listening."""
+    with ExitStack() as stack:
+        bases = []
+        for _ in range(2):
+            port = free_port()
+            env = {"PATH": os.environ.get("PATH", ""), **gateway_env(db, providers, GATEWAY_PORT=str(port))}
+            stack.enter_context(command(["-m", "gateway"], env))
+            bases.append(f"http://127.0.0.1:{port}")
+        for base in bases:
+            wait_for(f"{base}/health")
+            deadline = time.monotonic() + 10
+            while httpx.get(f"{base}/ready").json()["config_cache"] != "listening":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        yield bases
+
+
+def call(base: str, token: str, **body: Any) -> httpx.Response:
+    return httpx.post(f"{base}/functions/v1/execute-llm", json={"prompt": "hi", **body}, headers=bearer(token))
+
+
+def test_two_gateway_processes_see_every_change_within_a_second(
+    db: Database, tenants: Tenants, providers: FakeProviders, two_gateways: list[str]
+) -> None:
+    acme = tenants.acme
+    member, admin = (sign({**tenants.claims(user), "role": "authenticated"}) for user in (acme.member, acme.admin))
+    gw = Gateway(None, db, tenants, providers, None)  # type: ignore[arg-type]  # its database helpers only
+    gw.processor_for("anthropic")  # the profile to switch to
+    processor = gw.processor_for("openai")
+    by_category = uuid.UUID(str(db.run(
+        "insert into processors (organization_id, name, configuration) values (%s, 'by category', %s) returning id",
+        (acme.id, json.dumps({"llm_profile": "powerful"})),
+    )[0]["id"]))  # fmt: skip
+
+    def provider_in(base: str) -> str:
+        response = call(base, member, processor_id=str(processor))
+        assert response.status_code == 200, response.text
+        return str(response.json()["provider"])
+
+    def model_in(base: str) -> str:
+        response = call(base, member, processor_id=str(by_category))
+        assert response.status_code == 200, response.text
+        return str(db.run("select model_name from llm_usage_logs order by created_at desc limit 1")[0]["model_name"])
+
+    def key_in(base: str) -> str:
+        assert call(base, member, processor_id=str(processor)).status_code == 200
+        return providers.requests_for("openai")[-1].headers["authorization"]
+
+    # Warm both caches, and show they are caches: a silent change is not seen.
+    assert [provider_in(base) for base in two_gateways] == ["openai", "openai"]
+    first_model = model_in(two_gateways[0])
+    assert model_in(two_gateways[1]) == first_model
+    switch = {"llm_profile": "anthropic-test"}
+    change_silently(db, "update processors set configuration = %s where id = %s", (json.dumps(switch), processor))
+    assert [provider_in(base) for base in two_gateways] == ["openai", "openai"]
+
+    # A processor's profile changed.
+    switch_to_anthropic(gw, processor)
+    for base in two_gateways:
+        assert within_a_second(lambda base=base: provider_in(base), "anthropic"), base
+    db.run(
+        "update processors set configuration = %s where id = %s",
+        (json.dumps({"llm_profile": "openai-test"}), processor),
+    )
+    for base in two_gateways:
+        assert within_a_second(lambda base=base: provider_in(base), "openai"), base
+
+    # A key stored, then rotated through one process: both use the new key.
+    key = {"action": "set", "provider": "openai", "api_key": ORG_KEY}
+    stored = httpx.post(f"{two_gateways[0]}/functions/v1/manage-llm-keys", json=key, headers=bearer(admin))
+    assert stored.status_code == 200
+    for base in two_gateways:
+        assert within_a_second(lambda base=base: key_in(base), f"Bearer {ORG_KEY}"), base
+    db.call("service_role", None, "select public.store_org_api_key(%s, 'openai', %s)", (acme.id, ROTATED_KEY))
+    for base in two_gateways:
+        assert within_a_second(lambda base=base: key_in(base), f"Bearer {ROTATED_KEY}"), base
+
+    # A catalog model deactivated.
+    db.run("update llm_global_settings set is_active = false where model_name = %s", (first_model,))
+    for base in two_gateways:
+        assert within_a_second(lambda base=base: model_in(base) != first_model, True), base
+
+    # A member removed.
+    db.run("delete from organization_members where user_id = %s", (acme.member,))
+    for base in two_gateways:
+        assert within_a_second(lambda base=base: call(base, member).status_code, 403), base
 
 
 class CountingData:
@@ -116,7 +336,7 @@ class CountingData:
 
 
 async def test_the_cache_keeps_at_most_its_number_of_entries_least_recently_used_out() -> None:
-    cache, data = ConfigCache(60, max_entries=2), CountingData()
+    cache, data = ConfigCache(60, invalidated=False, max_entries=2), CountingData()
     org = uuid.uuid4()
     callers = [Caller(role="authenticated", claims={}, token=f"token-{n}") for n in range(3)]
 

@@ -8,11 +8,15 @@ fresh real database per test and the fake providers on 127.0.0.1.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,6 +45,7 @@ MODELS = {
     "meta": "Llama-4-Scout-17B-16E-Instruct-FP8",
 }
 ADAPTERS = ("postgres", "postgrest")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sign(claims: dict[str, Any], key: Any = JWT_SECRET, algorithm: str = "HS256", **headers: Any) -> str:
@@ -123,6 +128,35 @@ class Gateway:
             (org.id, processor_id),
         )
         return uuid.UUID(str(rows[0]["id"]))
+
+
+@contextmanager
+def command(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
 @asynccontextmanager

@@ -31,9 +31,11 @@ SECRET_IN_MESSAGE = "sk-leaked-in-an-exception-0123456789"
 
 
 async def test_health_and_ready_answer_without_a_token(any_gateway: Gateway) -> None:
-    for path in ("/health", "/ready"):
-        response = await any_gateway.client.get(path)
-        assert response.status_code == 200 and response.json() == {"status": "ok"}
+    health = await any_gateway.client.get("/health")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    ready = await any_gateway.client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    assert ready.json()["config_cache"] in ("listening", "bypassed", "off")
 
 
 async def test_ready_is_503_while_the_database_is_down(

@@ -8,12 +8,6 @@ import re
 import shlex
 import signal
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,40 +17,9 @@ from gateway.__main__ import tcp_listener
 from tests.fakes.providers import FakeProviders
 from tests.py.supabase_db import Database
 from tests.py.tenants import Tenants
-from tests.py.test_gateway_harness import SYSTEM_KEYS, bearer, gateway_env, sign
+from tests.py.test_gateway_harness import SYSTEM_KEYS, bearer, command, gateway_env, sign, wait_for
 
 pytest_plugins = ["tests.py.test_gateway_harness"]  # its fixtures
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextmanager
-def command(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_for(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -71,7 +34,7 @@ def test_python_m_gateway_serves_real_http(
     with command(["-m", "gateway"], env) as process:
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/health")
-        assert httpx.get(f"{base}/ready").json() == {"status": "ok"}
+        assert httpx.get(f"{base}/ready").json()["status"] == "ok"
         token = sign({**tenants.claims(tenants.acme.member), "role": "authenticated"})
         response = httpx.post(f"{base}/functions/v1/execute-llm", json={"prompt": "hi"}, headers=bearer(token))
         assert response.status_code == 200, response.text

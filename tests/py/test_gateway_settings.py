@@ -22,7 +22,8 @@ def test_minimal_direct_postgres_deployment() -> None:
     assert settings.api_keys == {}
     assert settings.base_urls == DEFAULT_BASE_URLS
     assert (settings.connect_timeout, settings.read_timeout) == (5.0, 300.0)
-    assert settings.config_cache_seconds == 0  # every call asks the database
+    # Cached, with change notifications keeping it fresh; the TTL is only a safety net.
+    assert settings.config_cache_seconds == 60 and settings.database_listen_url is None
 
 
 def test_postgrest_deployment_uses_the_project_url_for_data_and_signing_keys() -> None:
@@ -31,6 +32,7 @@ def test_postgrest_deployment_uses_the_project_url_for_data_and_signing_keys() -
     )
     assert settings.data_adapter == "postgrest"
     assert settings.jwks_url == "https://abc.supabase.co/auth/v1/.well-known/jwks.json"
+    assert settings.config_cache_seconds == 0  # nothing announces changes through PostgREST
 
 
 def test_database_url_wins_when_both_adapters_are_configured() -> None:
@@ -80,6 +82,7 @@ def test_provider_keys_base_urls_and_timeouts_come_from_their_variables() -> Non
         ({**DIRECT, "DATABASE_POOL_SIZE": "0"}, "DATABASE_POOL_SIZE"),
         ({**DIRECT, "GATEWAY_LOG_LEVEL": "loud"}, "GATEWAY_LOG_LEVEL"),
         ({**DIRECT, "GATEWAY_CONFIG_CACHE_SECONDS": "-1"}, "GATEWAY_CONFIG_CACHE_SECONDS"),
+        ({**DIRECT, "DATABASE_LISTEN_URL": "http://db:5432"}, "DATABASE_LISTEN_URL"),
         ({**DIRECT, "GATEWAY_CORS_ORIGINS": "app.example.com"}, "GATEWAY_CORS_ORIGINS"),
         ({**DIRECT, "GATEWAY_CORS_ORIGINS": "https://app.example.com/path"}, "GATEWAY_CORS_ORIGINS"),
     ],

@@ -202,6 +202,7 @@ select results_eq(
     ('has_org_api_key', '{authenticated,service_role}'),
     ('list_org_api_keys', '{authenticated,service_role}'),
     ('llm_providers', '{authenticated,service_role}'),
+    ('notify_llm_config_changed', '{}'),
     ('org_api_key_secret_name', '{service_role}'),
     ('resolve_llm_config', '{authenticated,service_role}'),
     ('set_updated_at', '{}'),
