@@ -5,7 +5,8 @@ A Litestar app on uvicorn, one worker, with the gateway's own provider client
 completion and answers with the content: no token check, no database, no usage row. What it
 costs per request bounds what any gateway built on this stack can reach on the same machine.
 
-    FLOOR_PROVIDER_URL=http://127.0.0.1:PORT/openai/v1 uvicorn bench.framework_floor:app --factory
+    FLOOR_PROVIDER_URL=http://127.0.0.1:PORT/openai/v1 uvicorn bench.framework_floor:app --factory \
+        --loop uvloop --http httptools
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import msgspec
 from litestar import Litestar, post
 from litestar.datastructures import State
 
-from gateway.app import build_http_client
+from gateway.http_client import build_http_client
 from gateway.settings import Settings
 
 MODEL = "gpt-4o-mini"
@@ -34,13 +35,14 @@ class Answer(msgspec.Struct):
 
 @post("/complete", status_code=200)
 async def complete(data: Prompt, state: State) -> Answer:
-    response = await state.client.post(
+    async with state.client.post(
         state.url,
         json={"model": MODEL, "messages": [{"role": "user", "content": data.prompt}]},
         headers={"authorization": f"Bearer {state.key}"},
-    )
-    response.raise_for_status()
-    return Answer(response.json()["choices"][0]["message"]["content"])
+    ) as response:
+        response.raise_for_status()
+        answer = await response.json()
+    return Answer(answer["choices"][0]["message"]["content"])
 
 
 def app() -> Litestar:

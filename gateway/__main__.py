@@ -41,6 +41,9 @@ def main() -> None:
         log_level=settings.log_level,
         log_config=None,
         server_header=False,
+        # Measured against asyncio + h11 and against granian: bench/results/gateway_load.md.
+        loop="uvloop",
+        http="httptools",
     )
     if config.workers > 1:
         Multiprocess(config, sockets=[tcp_listener(settings.host, settings.port)]).run()

@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-import httpx
+import aiohttp
 import jwt
 
 from gateway.data import Caller
@@ -39,12 +39,12 @@ class SigningKeysUnavailable(GatewayError):
 class JwksCache:
     """The project's public signing keys, fetched with the shared client and cached."""
 
-    def __init__(self, client: httpx.AsyncClient, url: str, ttl: float, timeout: float) -> None:
+    def __init__(self, client: aiohttp.ClientSession, url: str, ttl: float, timeout: float) -> None:
         self._client = client
         self._url = url
         self._ttl = ttl
         # The shared client's read timeout suits LLM calls; the auth server must answer quickly.
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
@@ -65,16 +65,17 @@ class JwksCache:
             if self._fetched_at != seen:
                 return  # another request refreshed while this one waited for the lock
             try:
-                response = await self._client.get(
-                    self._url, headers={"accept": "application/json"}, timeout=self._timeout
-                )
-                response.raise_for_status()
+                async with self._client.get(
+                    self._url, headers={"accept": "application/json"}, timeout=self._timeout, allow_redirects=False
+                ) as response:
+                    response.raise_for_status()
+                    document = await response.json(content_type=None)
                 keys = [
                     key
-                    for key in jwt.PyJWKSet.from_dict(response.json())
+                    for key in jwt.PyJWKSet.from_dict(document)
                     if key.key_id and key.algorithm_name in ASYMMETRIC_ALGORITHMS
                 ]
-            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError, jwt.PyJWTError) as exc:
                 if not self._keys:
                     logger.error("cannot load signing keys from the JWKS endpoint: %s", type(exc).__name__)
                     raise SigningKeysUnavailable("signing keys cannot be loaded; try again later") from None
@@ -88,7 +89,7 @@ class JwksCache:
 
 
 class TokenVerifier:
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, client: aiohttp.ClientSession) -> None:
         self._secret = settings.supabase_jwt_secret
         jwks_url = settings.jwks_url
         self._jwks = (

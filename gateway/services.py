@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from gateway.auth import TokenVerifier
 from gateway.config_cache import ConfigCache
@@ -19,7 +19,7 @@ class Services:
     measurement with five; `caller` depends on this one, so each is resolved alone."""
 
     settings: Settings
-    http_client: httpx.AsyncClient
+    http_client: aiohttp.ClientSession
     data_access: DataAccess
     verifier: TokenVerifier
     config_cache: ConfigCache

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from gateway.data import DataAccess, UsageRecord
 from gateway.errors import (
@@ -27,7 +27,7 @@ from gateway.errors import (
     UnsupportedSetting,
 )
 from gateway.providers import Completion, CompletionRequest, complete
-from gateway.storable import storable
+from gateway.storable import STORED_TEXT_MAX, storable, unstorable
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class BilledCompletion:
 
 
 async def complete_and_record(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     data: DataAccess,
     row: UsageRecord,
     base_url: str,
@@ -135,6 +135,9 @@ async def _insert(data: DataAccess, row: UsageRecord) -> float | None:
 def _storable(row: UsageRecord) -> UsageRecord:
     """The row with its outside text (a provider's error message above all) made storable: a call
     that happened must never be unbillable because of what someone else's text contains."""
+    texts = (row.model_name, row.operation_id, row.error_message)
+    if all(text is None or (len(text) <= STORED_TEXT_MAX and unstorable(text) is None) for text in texts):
+        return row  # the usual case, without a copy on the hot path
     return dataclasses.replace(
         row,
         model_name=storable(row.model_name),

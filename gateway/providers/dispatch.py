@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import httpx
+import msgspec
+from yarl import URL
 
 from gateway.errors import (
     BadRequest,
@@ -47,10 +48,11 @@ _TOKEN = re.compile(r"[^\s\"'`,;()\[\]{}<>]+")
 _MASKED = "***"
 _PARSE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 _NOT_JSON = object()
+_JSON = msgspec.json.Encoder()
 
 
 async def complete(
-    client: httpx.AsyncClient, provider: str, base_url: str, api_key: str, request: CompletionRequest
+    client: aiohttp.ClientSession, provider: str, base_url: str, api_key: str, request: CompletionRequest
 ) -> Completion:
     """Run one chat completion on `provider`, using the client's own timeouts.
 
@@ -66,28 +68,34 @@ async def complete(
     _check_request(request)
     params = _params(provider, adapter.settings, request.settings)
     wire = adapter.build(base_url.rstrip("/"), api_key, request, params)
+    headers = {**wire.headers, "content-type": "application/json"}
     try:
-        response = await client.post(wire.url, headers=dict(wire.headers), json=wire.body)
-    except httpx.TimeoutException as exc:
+        # encoded=True: the URL goes out exactly as the adapter quoted it (a model id's ":" or "?"
+        # stays escaped inside its path segment).
+        async with client.post(
+            URL(wire.url, encoded=True), data=_JSON.encode(wire.body), headers=headers, allow_redirects=False
+        ) as response:
+            content = await response.read()
+    # aiohttp's timeouts (connect, pool, read) are TimeoutErrors, some also ClientErrors.
+    except TimeoutError as exc:
         raise ProviderTimeout(f"{provider}: request timed out ({type(exc).__name__})") from exc
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+    except aiohttp.InvalidURL as exc:
         raise ConfigError(f"{provider}: invalid base URL") from exc
-    # httpx-aiohttp lets some aiohttp errors through unmapped (e.g. a malformed status line).
-    except (httpx.HTTPError, aiohttp.ClientError) as exc:
+    except aiohttp.ClientError as exc:
         raise ProviderError(f"{provider}: request failed ({type(exc).__name__})") from exc
 
-    body = _read_json(response.content)
-    if response.is_success:
+    body = _read_json(content)
+    status = response.status
+    if 200 <= status < 300:
         if body is _NOT_JSON:
-            raise ProviderError(f"{provider}: response is not JSON (HTTP {response.status_code})")
+            raise ProviderError(f"{provider}: response is not JSON (HTTP {status})")
         try:
             return adapter.parse(body, request.model)
         except _PARSE_ERRORS as exc:
             raise ProviderError(_message(provider, f"unexpected response: {_explain(exc)}", api_key)) from None
 
     detail = None if body is _NOT_JSON else adapter.error_message(body)
-    status = response.status_code
-    message = _message(provider, f"{detail or response.reason_phrase or 'error'} (HTTP {status})", api_key)
+    message = _message(provider, f"{detail or response.reason or 'error'} (HTTP {status})", api_key)
     if status == 429:
         retry_after = _parse_retry_after(response.headers.get("retry-after"))
         if retry_after is None and adapter.retry_after is not None and body is not _NOT_JSON:

@@ -11,9 +11,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from devstack.postgres import free_port
-from gateway.app import build_http_client, create_app
+from gateway.app import create_app
 from gateway.data import Caller, EffectiveConfig, KeyInfo, UsageRecord
 from gateway.data.postgres import PostgresDataAccess
+from gateway.http_client import build_http_client
 from gateway.providers import ChatMessage, CompletionRequest
 from gateway.settings import Settings
 from gateway.usage import complete_and_record

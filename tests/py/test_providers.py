@@ -14,10 +14,10 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import pytest_asyncio
-from httpx_aiohttp import AiohttpTransport
 
 from gateway.errors import (
     BadRequest,
@@ -46,9 +46,15 @@ def tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def session(tls: ssl.SSLContext, timeout: float = 5.0) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=tls), timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout)
+    )
+
+
 @pytest_asyncio.fixture
-async def client(tls: ssl.SSLContext) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0), verify=tls) as shared:
+async def client(tls: ssl.SSLContext) -> AsyncIterator[aiohttp.ClientSession]:
+    async with session(tls) as shared:
         yield shared
 
 
@@ -62,7 +68,7 @@ def make_request(
 
 
 async def call(
-    client: httpx.AsyncClient, fake: FakeProviders, provider: str, request: CompletionRequest | None = None
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str, request: CompletionRequest | None = None
 ) -> Completion:
     return await complete(client, provider, fake.base_url(provider), API_KEY, request or make_request())
 
@@ -79,7 +85,7 @@ def free_port() -> int:
 
 @pytest.mark.asyncio
 async def test_anthropic_request_uses_messages_api_with_key_header_and_default_max_tokens(
-    client: httpx.AsyncClient, fake: FakeProviders
+    client: aiohttp.ClientSession, fake: FakeProviders
 ) -> None:
     await call(client, fake, "anthropic", make_request(model="claude-x", system="Be brief."))
 
@@ -106,7 +112,7 @@ async def test_anthropic_request_uses_messages_api_with_key_header_and_default_m
     ],
 )
 async def test_openai_compatible_request_sends_bearer_key_and_system_message_first(
-    client: httpx.AsyncClient, fake: FakeProviders, provider: str, path: str
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str, path: str
 ) -> None:
     history = (ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello!"), ChatMessage("user", "Why?"))
     await call(client, fake, provider, make_request(system="Be brief.", messages=history))
@@ -126,7 +132,7 @@ async def test_openai_compatible_request_sends_bearer_key_and_system_message_fir
 
 
 @pytest.mark.asyncio
-async def test_google_key_is_sent_in_header_not_url(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_google_key_is_sent_in_header_not_url(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     await call(client, fake, "google", make_request(model="gemini-2.5-flash"))
 
     [sent] = fake.requests
@@ -137,7 +143,9 @@ async def test_google_key_is_sent_in_header_not_url(client: httpx.AsyncClient, f
 
 
 @pytest.mark.asyncio
-async def test_google_request_maps_roles_and_system_instruction(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_google_request_maps_roles_and_system_instruction(
+    client: aiohttp.ClientSession, fake: FakeProviders
+) -> None:
     history = (ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello!"), ChatMessage("user", "Why?"))
     await call(client, fake, "google", make_request(system="Be brief.", messages=history))
 
@@ -153,7 +161,7 @@ async def test_google_request_maps_roles_and_system_instruction(client: httpx.As
 
 
 @pytest.mark.asyncio
-async def test_google_model_id_cannot_change_the_endpoint(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_google_model_id_cannot_change_the_endpoint(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     await call(client, fake, "google", make_request(model="x:streamGenerateContent?alt=sse"))
 
     [sent] = fake.requests
@@ -162,7 +170,7 @@ async def test_google_model_id_cannot_change_the_endpoint(client: httpx.AsyncCli
 
 
 @pytest.mark.asyncio
-async def test_base_url_with_trailing_slash_is_accepted(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_base_url_with_trailing_slash_is_accepted(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     await complete(client, "openai", fake.base_url("openai") + "/", API_KEY, make_request())
 
     assert fake.requests[0].path == "/openai/v1/chat/completions"
@@ -225,7 +233,7 @@ ALL_SETTINGS = {
     ],
 )
 async def test_settings_are_sent_under_the_providers_parameter_names(
-    client: httpx.AsyncClient, fake: FakeProviders, provider: str, settings: dict[str, Any], wire: dict[str, Any]
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str, settings: dict[str, Any], wire: dict[str, Any]
 ) -> None:
     await call(client, fake, provider, make_request(settings=settings))
 
@@ -234,7 +242,9 @@ async def test_settings_are_sent_under_the_providers_parameter_names(
 
 
 @pytest.mark.asyncio
-async def test_google_settings_are_sent_in_generation_config(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_google_settings_are_sent_in_generation_config(
+    client: aiohttp.ClientSession, fake: FakeProviders
+) -> None:
     await call(client, fake, "google", make_request(settings=ALL_SETTINGS))
 
     assert fake.requests[0].json["generationConfig"] == {
@@ -266,7 +276,7 @@ async def test_google_settings_are_sent_in_generation_config(client: httpx.Async
     ],
 )
 async def test_unsupported_setting_rejected_before_any_request(
-    client: httpx.AsyncClient, fake: FakeProviders, provider: str, setting: str
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str, setting: str
 ) -> None:
     value = ALL_SETTINGS.get(setting, 1)
     with pytest.raises(UnsupportedSetting) as raised:
@@ -296,7 +306,7 @@ async def test_unsupported_setting_rejected_before_any_request(
     ],
 )
 async def test_out_of_range_setting_is_rejected_not_clamped(
-    client: httpx.AsyncClient, fake: FakeProviders, provider: str, setting: str, value: Any
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str, setting: str, value: Any
 ) -> None:
     with pytest.raises(UnsupportedSetting) as raised:
         await call(client, fake, provider, make_request(settings={setting: value}))
@@ -312,7 +322,7 @@ async def test_out_of_range_setting_is_rejected_not_clamped(
     [("temperature", "hot"), ("temperature", True), ("temperature", float("nan")), ("max_tokens", 100.0), ("stop", [])],
 )
 async def test_setting_of_the_wrong_type_is_a_bad_request(
-    client: httpx.AsyncClient, fake: FakeProviders, setting: str, value: Any
+    client: aiohttp.ClientSession, fake: FakeProviders, setting: str, value: Any
 ) -> None:
     with pytest.raises(BadRequest, match=setting):
         await call(client, fake, "openai", make_request(settings={setting: value}))
@@ -321,7 +331,7 @@ async def test_setting_of_the_wrong_type_is_a_bad_request(
 
 
 @pytest.mark.asyncio
-async def test_setting_set_to_none_is_left_out(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_setting_set_to_none_is_left_out(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     await call(client, fake, "anthropic", make_request(settings={"temperature": None, "seed": None}))
 
     assert "temperature" not in fake.requests[0].json
@@ -333,7 +343,7 @@ async def test_setting_set_to_none_is_left_out(client: httpx.AsyncClient, fake: 
     [(), (ChatMessage("user", "  "),), (ChatMessage("system", "x"),)],  # type: ignore[arg-type]
 )
 async def test_invalid_messages_are_rejected_before_any_request(
-    client: httpx.AsyncClient, fake: FakeProviders, messages: tuple[ChatMessage, ...]
+    client: aiohttp.ClientSession, fake: FakeProviders, messages: tuple[ChatMessage, ...]
 ) -> None:
     with pytest.raises(BadRequest):
         await call(client, fake, "anthropic", make_request(messages=messages))
@@ -342,13 +352,13 @@ async def test_invalid_messages_are_rejected_before_any_request(
 
 
 @pytest.mark.asyncio
-async def test_unknown_provider_is_a_configuration_error(client: httpx.AsyncClient) -> None:
+async def test_unknown_provider_is_a_configuration_error(client: aiohttp.ClientSession) -> None:
     with pytest.raises(ConfigError, match="cohere"):
         await complete(client, "cohere", "http://127.0.0.1:9", API_KEY, make_request())
 
 
 @pytest.mark.asyncio
-async def test_missing_api_key_is_a_configuration_error(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_missing_api_key_is_a_configuration_error(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     with pytest.raises(ConfigError):
         await complete(client, "openai", fake.base_url("openai"), "", make_request())
 
@@ -356,7 +366,7 @@ async def test_missing_api_key_is_a_configuration_error(client: httpx.AsyncClien
 
 
 @pytest.mark.asyncio
-async def test_base_url_without_scheme_is_a_configuration_error(client: httpx.AsyncClient) -> None:
+async def test_base_url_without_scheme_is_a_configuration_error(client: aiohttp.ClientSession) -> None:
     with pytest.raises(ConfigError, match="base URL"):
         await complete(client, "openai", "api.openai.com/v1", API_KEY, make_request())
 
@@ -366,7 +376,7 @@ async def test_base_url_without_scheme_is_a_configuration_error(client: httpx.As
 
 @pytest.mark.asyncio
 async def test_anthropic_input_tokens_include_cache_reads_and_writes(
-    client: httpx.AsyncClient, fake: FakeProviders
+    client: aiohttp.ClientSession, fake: FakeProviders
 ) -> None:
     usage = {"input_tokens": 10, "output_tokens": 20, "cache_read_input_tokens": 300, "cache_creation_input_tokens": 40}
     fake.script("anthropic", Success(usage=usage))
@@ -377,7 +387,7 @@ async def test_anthropic_input_tokens_include_cache_reads_and_writes(
 
 
 @pytest.mark.asyncio
-async def test_anthropic_null_cache_counts_read_as_zero(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_anthropic_null_cache_counts_read_as_zero(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     usage = {
         "input_tokens": 10,
         "output_tokens": 20,
@@ -393,7 +403,7 @@ async def test_anthropic_null_cache_counts_read_as_zero(client: httpx.AsyncClien
 
 @pytest.mark.asyncio
 async def test_openai_cached_prompt_tokens_are_cache_reads_within_input(
-    client: httpx.AsyncClient, fake: FakeProviders
+    client: aiohttp.ClientSession, fake: FakeProviders
 ) -> None:
     usage = {"prompt_tokens": 2000, "completion_tokens": 30, "prompt_tokens_details": {"cached_tokens": 1536}}
     fake.script("openai", Success(usage=usage))
@@ -405,7 +415,7 @@ async def test_openai_cached_prompt_tokens_are_cache_reads_within_input(
 
 @pytest.mark.asyncio
 async def test_openai_reasoning_tokens_are_reported_within_output(
-    client: httpx.AsyncClient, fake: FakeProviders
+    client: aiohttp.ClientSession, fake: FakeProviders
 ) -> None:
     usage = {"prompt_tokens": 50, "completion_tokens": 900, "completion_tokens_details": {"reasoning_tokens": 640}}
     fake.script("openai", Success(usage=usage))
@@ -416,7 +426,9 @@ async def test_openai_reasoning_tokens_are_reported_within_output(
 
 
 @pytest.mark.asyncio
-async def test_mistral_usage_is_read_from_openai_style_fields(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_mistral_usage_is_read_from_openai_style_fields(
+    client: aiohttp.ClientSession, fake: FakeProviders
+) -> None:
     fake.script("mistral", Success(usage={"prompt_tokens": 44, "completion_tokens": 55}))
 
     completion = await call(client, fake, "mistral")
@@ -425,7 +437,7 @@ async def test_mistral_usage_is_read_from_openai_style_fields(client: httpx.Asyn
 
 
 @pytest.mark.asyncio
-async def test_meta_usage_is_read_from_openai_style_usage(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_meta_usage_is_read_from_openai_style_usage(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     fake.script("meta", Success(usage={"prompt_tokens": 21, "completion_tokens": 8}))
 
     completion = await call(client, fake, "meta")
@@ -434,7 +446,7 @@ async def test_meta_usage_is_read_from_openai_style_usage(client: httpx.AsyncCli
 
 
 @pytest.mark.asyncio
-async def test_meta_usage_is_read_from_metrics_list(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_meta_usage_is_read_from_metrics_list(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     body = {
         "id": "fake",
         "model": "Llama-4-Maverick-17B-128E-Instruct-FP8",
@@ -453,7 +465,7 @@ async def test_meta_usage_is_read_from_metrics_list(client: httpx.AsyncClient, f
 
 
 @pytest.mark.asyncio
-async def test_google_output_tokens_include_thinking_tokens(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_google_output_tokens_include_thinking_tokens(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     usage = {"promptTokenCount": 100, "candidatesTokenCount": 40, "thoughtsTokenCount": 260}
     fake.script("google", Success(usage=usage))
 
@@ -464,7 +476,7 @@ async def test_google_output_tokens_include_thinking_tokens(client: httpx.AsyncC
 
 @pytest.mark.asyncio
 async def test_google_cached_content_tokens_are_cache_reads_within_input(
-    client: httpx.AsyncClient, fake: FakeProviders
+    client: aiohttp.ClientSession, fake: FakeProviders
 ) -> None:
     usage = {"promptTokenCount": 5000, "candidatesTokenCount": 10, "cachedContentTokenCount": 4096}
     fake.script("google", Success(usage=usage))
@@ -475,7 +487,7 @@ async def test_google_cached_content_tokens_are_cache_reads_within_input(
 
 
 @pytest.mark.asyncio
-async def test_google_omitted_zero_counts_read_as_zero(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_google_omitted_zero_counts_read_as_zero(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     body = {
         "candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}],
         "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9},
@@ -490,7 +502,7 @@ async def test_google_omitted_zero_counts_read_as_zero(client: httpx.AsyncClient
 
 @pytest.mark.asyncio
 async def test_anthropic_content_joins_text_blocks_and_skips_thinking(
-    client: httpx.AsyncClient, fake: FakeProviders
+    client: aiohttp.ClientSession, fake: FakeProviders
 ) -> None:
     body = {
         "model": "claude-x",
@@ -509,7 +521,7 @@ async def test_anthropic_content_joins_text_blocks_and_skips_thinking(
 
 
 @pytest.mark.asyncio
-async def test_google_content_skips_thought_parts(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_google_content_skips_thought_parts(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     fake.script("google", Success(content="The answer.", thinking="Internal reasoning."))
 
     completion = await call(client, fake, "google")
@@ -518,7 +530,9 @@ async def test_google_content_skips_thought_parts(client: httpx.AsyncClient, fak
 
 
 @pytest.mark.asyncio
-async def test_mistral_content_chunks_keep_only_the_answer_text(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_mistral_content_chunks_keep_only_the_answer_text(
+    client: aiohttp.ClientSession, fake: FakeProviders
+) -> None:
     fake.script("mistral", Success(content="The answer.", thinking="Internal reasoning."))
 
     completion = await call(client, fake, "mistral")
@@ -527,7 +541,7 @@ async def test_mistral_content_chunks_keep_only_the_answer_text(client: httpx.As
 
 
 @pytest.mark.asyncio
-async def test_openai_refusal_is_returned_as_content(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_openai_refusal_is_returned_as_content(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     body = {
         "model": "gpt-x",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "refusal": "I can't help."}}],
@@ -543,7 +557,7 @@ async def test_openai_refusal_is_returned_as_content(client: httpx.AsyncClient, 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_completion_reports_the_model_the_provider_names(
-    client: httpx.AsyncClient, fake: FakeProviders, provider: str
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str
 ) -> None:
     fake.script(provider, Success(content="Hi there", model="model-2026-01-01"))
 
@@ -554,25 +568,19 @@ async def test_completion_reports_the_model_the_provider_names(
 
 
 @pytest.mark.asyncio
-async def test_default_fake_reply_echoes_the_requested_model(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_default_fake_reply_echoes_the_requested_model(
+    client: aiohttp.ClientSession, fake: FakeProviders
+) -> None:
     completion = await call(client, fake, "google", make_request(model="gemini-2.5-pro"))
 
     assert completion.model == "gemini-2.5-pro"
-
-
-@pytest.mark.asyncio
-async def test_completion_works_over_the_aiohttp_transport(fake: FakeProviders, tls: ssl.SSLContext) -> None:
-    async with httpx.AsyncClient(transport=AiohttpTransport(verify=tls), timeout=5.0) as aiohttp_client:
-        completion = await call(aiohttp_client, fake, "anthropic")
-
-    assert completion.content == "Hello from the fake provider."
 
 
 # --- errors -------------------------------------------------------------------------
 
 
 @pytest.mark.asyncio
-async def test_anthropic_529_overloaded_is_provider_error(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_anthropic_529_overloaded_is_provider_error(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     fake.script("anthropic", overloaded())
 
     with pytest.raises(ProviderError) as raised:
@@ -585,7 +593,9 @@ async def test_anthropic_529_overloaded_is_provider_error(client: httpx.AsyncCli
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_rate_limit_carries_retry_after(client: httpx.AsyncClient, fake: FakeProviders, provider: str) -> None:
+async def test_rate_limit_carries_retry_after(
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str
+) -> None:
     fake.script(provider, rate_limited(retry_after="7"))
 
     with pytest.raises(ProviderRateLimited) as raised:
@@ -598,7 +608,7 @@ async def test_rate_limit_carries_retry_after(client: httpx.AsyncClient, fake: F
 
 
 @pytest.mark.asyncio
-async def test_rate_limit_retry_after_may_be_an_http_date(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_rate_limit_retry_after_may_be_an_http_date(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     fake.script("openai", Failure(429, "Slow down", retry_after=when))
 
@@ -610,7 +620,7 @@ async def test_rate_limit_retry_after_may_be_an_http_date(client: httpx.AsyncCli
 
 
 @pytest.mark.asyncio
-async def test_rate_limit_without_retry_after_has_none(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_rate_limit_without_retry_after_has_none(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     fake.script("anthropic", rate_limited(retry_after=None))
 
     with pytest.raises(ProviderRateLimited) as raised:
@@ -621,7 +631,7 @@ async def test_rate_limit_without_retry_after_has_none(client: httpx.AsyncClient
 
 @pytest.mark.asyncio
 async def test_google_rate_limit_reads_retry_info_delay_from_body(
-    client: httpx.AsyncClient, fake: FakeProviders
+    client: aiohttp.ClientSession, fake: FakeProviders
 ) -> None:
     retry_info = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "36.2s"}
     body = {
@@ -637,11 +647,9 @@ async def test_google_rate_limit_reads_retry_info_delay_from_body(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
-async def test_timeout_is_provider_timeout(fake: FakeProviders, tls: ssl.SSLContext, transport: str) -> None:
+async def test_timeout_is_provider_timeout(fake: FakeProviders, tls: ssl.SSLContext) -> None:
     fake.script("openai", slow(3.0))
-    transports = {"httpx": None, "aiohttp": AiohttpTransport(verify=tls)}
-    async with httpx.AsyncClient(transport=transports[transport], timeout=0.3, verify=tls) as short:
+    async with session(tls, timeout=0.3) as short:
         started = time.monotonic()
         with pytest.raises(ProviderTimeout) as raised:
             await call(short, fake, "openai")
@@ -652,7 +660,7 @@ async def test_timeout_is_provider_timeout(fake: FakeProviders, tls: ssl.SSLCont
 
 
 @pytest.mark.asyncio
-async def test_connection_refused_is_provider_error(client: httpx.AsyncClient) -> None:
+async def test_connection_refused_is_provider_error(client: aiohttp.ClientSession) -> None:
     base_url = f"http://127.0.0.1:{free_port()}/v1"
 
     with pytest.raises(ProviderError) as raised:
@@ -663,8 +671,7 @@ async def test_connection_refused_is_provider_error(client: httpx.AsyncClient) -
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
-async def test_garbage_instead_of_http_is_provider_error(tls: ssl.SSLContext, transport: str) -> None:
+async def test_garbage_instead_of_http_is_provider_error(tls: ssl.SSLContext) -> None:
     async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)
         writer.write(b"NOT HTTP AT ALL\r\n\r\n")
@@ -673,9 +680,8 @@ async def test_garbage_instead_of_http_is_provider_error(tls: ssl.SSLContext, tr
 
     server = await asyncio.start_server(not_http, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    transports = {"httpx": None, "aiohttp": AiohttpTransport(verify=tls)}
     try:
-        async with httpx.AsyncClient(transport=transports[transport], timeout=2.0, verify=tls) as raw_client:
+        async with session(tls, timeout=2.0) as raw_client:
             with pytest.raises(ProviderError) as raised:
                 await complete(raw_client, "openai", f"http://127.0.0.1:{port}/v1", API_KEY, make_request())
     finally:
@@ -698,7 +704,7 @@ async def test_garbage_instead_of_http_is_provider_error(tls: ssl.SSLContext, tr
     ],
 )
 async def test_provider_rejecting_the_key_is_provider_error_with_its_message(
-    client: httpx.AsyncClient, fake: FakeProviders, provider: str, expected: str
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str, expected: str
 ) -> None:
     fake.script(provider, Failure(401, "invalid x-api-key"))
 
@@ -712,7 +718,7 @@ async def test_provider_rejecting_the_key_is_provider_error_with_its_message(
 @pytest.mark.asyncio
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_provider_server_error_is_provider_error(
-    client: httpx.AsyncClient, fake: FakeProviders, provider: str
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str
 ) -> None:
     fake.script(provider, Failure(500, "The server had an error processing your request."))
 
@@ -734,7 +740,7 @@ async def test_provider_server_error_is_provider_error(
     ],
 )
 async def test_mistral_error_forms_all_yield_its_message(
-    client: httpx.AsyncClient, fake: FakeProviders, body: dict[str, Any]
+    client: aiohttp.ClientSession, fake: FakeProviders, body: dict[str, Any]
 ) -> None:
     fake.script("mistral", Raw(400, body))
 
@@ -747,7 +753,9 @@ async def test_mistral_error_forms_all_yield_its_message(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_malformed_json_is_provider_error(client: httpx.AsyncClient, fake: FakeProviders, provider: str) -> None:
+async def test_malformed_json_is_provider_error(
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str
+) -> None:
     fake.script(provider, malformed())
 
     with pytest.raises(ProviderError) as raised:
@@ -758,7 +766,7 @@ async def test_malformed_json_is_provider_error(client: httpx.AsyncClient, fake:
 
 @pytest.mark.asyncio
 async def test_non_json_error_page_is_provider_error_with_status(
-    client: httpx.AsyncClient, fake: FakeProviders
+    client: aiohttp.ClientSession, fake: FakeProviders
 ) -> None:
     fake.script("anthropic", Raw(502, "<html>Bad Gateway</html>", {"content-type": "text/html"}))
 
@@ -789,7 +797,7 @@ async def test_non_json_error_page_is_provider_error_with_status(
     ],
 )
 async def test_unusable_success_body_is_provider_error(
-    client: httpx.AsyncClient, fake: FakeProviders, provider: str, body: dict[str, Any], reason: str
+    client: aiohttp.ClientSession, fake: FakeProviders, provider: str, body: dict[str, Any], reason: str
 ) -> None:
     fake.script(provider, Raw(200, body))
 
@@ -801,7 +809,7 @@ async def test_unusable_success_body_is_provider_error(
 
 
 @pytest.mark.asyncio
-async def test_google_blocked_prompt_is_provider_error(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_google_blocked_prompt_is_provider_error(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     body = {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 8}}
     fake.script("google", Raw(200, body))
 
@@ -812,7 +820,7 @@ async def test_google_blocked_prompt_is_provider_error(client: httpx.AsyncClient
 
 
 @pytest.mark.asyncio
-async def test_key_echoed_by_provider_is_scrubbed(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_key_echoed_by_provider_is_scrubbed(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     fake.script("openai", Failure(401, f"Incorrect API key provided: {API_KEY}. Check your key."))
 
     with pytest.raises(ProviderError) as raised:
@@ -833,7 +841,7 @@ async def test_key_echoed_by_provider_is_scrubbed(client: httpx.AsyncClient, fak
     ],
 )
 async def test_partial_key_echoed_by_provider_is_scrubbed(
-    client: httpx.AsyncClient, fake: FakeProviders, echo: str
+    client: aiohttp.ClientSession, fake: FakeProviders, echo: str
 ) -> None:
     fake.script("mistral", Failure(401, f"Key '{echo}' is not valid"))
 
@@ -845,7 +853,7 @@ async def test_partial_key_echoed_by_provider_is_scrubbed(
 
 
 @pytest.mark.asyncio
-async def test_key_in_rate_limit_message_is_scrubbed(client: httpx.AsyncClient, fake: FakeProviders) -> None:
+async def test_key_in_rate_limit_message_is_scrubbed(client: aiohttp.ClientSession, fake: FakeProviders) -> None:
     fake.script("anthropic", Failure(429, f"Too many requests for key {API_KEY}", retry_after="1"))
 
     with pytest.raises(ProviderRateLimited) as raised:
