@@ -665,8 +665,8 @@ def verdicts(runs: list[Run]) -> tuple[list[str], float]:
         + ("met" if overhead_met else f"**missed by {overhead - TARGET_OVERHEAD_P50_MS:.2f} ms**")
         + f", {overhead:.2f} ms (gateway p50 {gateway_1.load.p50_ms:.2f} - direct p50 {direct_1.load.p50_ms:.2f} ms).",
         f"- ≥ {TARGET_SHARE_OF_FORWARDER:.0%} of the bare forwarder's req/s at 20 connections: "
-        + ("met" if share_met else f"**missed by {TARGET_SHARE_OF_FORWARDER - share:.0%} of it**")
-        + f", {busy.load.rps:,.0f} of {forwarder.load.rps:,.0f} req/s (**{share:.0%}**).",
+        + ("met" if share_met else f"**missed by {TARGET_SHARE_OF_FORWARDER - share:.1%} of it**")
+        + f", {busy.load.rps:,.0f} of {forwarder.load.rps:,.0f} req/s (**{share:.1%}**).",
         f"- Worker RSS ≤ {TARGET_RSS_MB} MB: "
         + ("met" if rss_met else f"**missed by {peak - TARGET_RSS_MB:.0f} MB**")
         + f", peak (VmHWM) {peak:.0f} MB over all runs of the gateway as shipped.",

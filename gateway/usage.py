@@ -119,8 +119,9 @@ async def _record(data: DataAccess, row: UsageRecord) -> float | None:
 
 async def _insert(data: DataAccess, row: UsageRecord) -> float | None:
     try:
-        # Shielded: a client going away must not cancel the write of a call already made.
-        return await asyncio.shield(data.record_usage(row))
+        # A client going away does not cancel the write of a call already made: every adapter's
+        # record_usage finishes the write even if its caller is cancelled.
+        return await data.record_usage(row)
     except Exception as exc:
         logger.error(
             "usage row not recorded (organization %s, %s %s): %s",

@@ -147,6 +147,7 @@ class PostgresDataAccess:
         return key
 
     async def record_usage(self, record: UsageRecord) -> float | None:
+        # Group commit writes a submitted row whether or not its caller still waits.
         return await self._usage.submit(record)
 
     async def _insert_usage(self, records: Sequence[UsageRecord]) -> list[float | Exception | None]:

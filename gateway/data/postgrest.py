@@ -119,6 +119,10 @@ class PostgrestDataAccess:
         return data
 
     async def record_usage(self, record: UsageRecord) -> float | None:
+        # Shielded: a caller going away must not abort the write of a call already made.
+        return await asyncio.shield(self._insert_usage(record))
+
+    async def _insert_usage(self, record: UsageRecord) -> float | None:
         row = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in dataclasses.asdict(record).items()}
         request = (
             self._rest.from_("llm_usage_logs")

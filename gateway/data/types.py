@@ -103,7 +103,8 @@ class DataAccess(Protocol):
         ...
 
     async def record_usage(self, record: UsageRecord) -> float | None:
-        """Insert and commit one usage row with service-role rights; return its estimated_cost."""
+        """Insert and commit one usage row with service-role rights; return its estimated_cost.
+        Cancelling the caller does not cancel the write: a call already made is always billed."""
         ...
 
     async def store_key(self, caller: Caller, organization_id: uuid.UUID, provider: str, api_key: str) -> None:
