@@ -46,7 +46,7 @@ def expected_cost(gw: Gateway, provider: str, row: dict[str, Any]) -> Decimal | 
         + row["cache_write_tokens"] * cache_write
         + row["output_tokens"] * price["cost_per_million_output_tokens"]
     )
-    return round(total / 1_000_000, 6)
+    return total / 1_000_000  # exact: the column keeps twelve decimals
 
 
 # Success, per provider -----------------------------------------------------------------------------

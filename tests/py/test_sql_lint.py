@@ -24,12 +24,13 @@ def test_migrations_and_seed_pass_sqlfluff() -> None:
 def test_every_plpgsql_function_passes_plpgsql_check(db: Database) -> None:
     functions = db.run(
         """
-        select p.oid::regprocedure::text as function, coalesce(t.tgrelid, 0)::oid as relid
+        select p.oid::regprocedure::text as function, coalesce(t.tgrelid, 0)::oid as relid,
+               t.tgnewtable::text as newtable, t.tgoldtable::text as oldtable
         from pg_proc as p
         join pg_namespace as n on n.oid = p.pronamespace
         join pg_language as l on l.oid = p.prolang
         left join lateral (
-          select tg.tgrelid from pg_trigger as tg where tg.tgfoid = p.oid limit 1
+          select tg.tgrelid, tg.tgnewtable, tg.tgoldtable from pg_trigger as tg where tg.tgfoid = p.oid limit 1
         ) as t on true
         where l.lanname = 'plpgsql' and n.nspname in ('public', 'private')
         """
@@ -39,8 +40,9 @@ def test_every_plpgsql_function_passes_plpgsql_check(db: Database) -> None:
     for function in functions:
         rows = db.run(
             "select * from extensions.plpgsql_check_function_tb(%s::regprocedure, %s::oid,"
-            " performance_warnings => true, extra_warnings => true, security_warnings => true)",
-            (function["function"], function["relid"]),
+            " performance_warnings => true, extra_warnings => true, security_warnings => true,"
+            " newtable => %s, oldtable => %s)",
+            (function["function"], function["relid"], function["newtable"], function["oldtable"]),
         )
         findings += [f"{function['function']}: {row['level']} {row['message']} (line {row['lineno']})" for row in rows]
     assert findings == [], "\n".join(findings)

@@ -2,18 +2,20 @@
 -- behind it): tables and columns, the catalog's uniqueness rules, RLS on every table, and the
 -- exact grants each API role holds, which must not depend on the project's default privileges.
 begin;
-select plan(65);
+select plan(90);
 
 -- Tables and columns ----------------------------------------------------------------------------
 
 select has_table('public', t.name, format('table public.%s exists', t.name))
 from unnest(array[
-  'organizations', 'organization_members', 'processors', 'runs', 'llm_global_settings', 'llm_usage_logs'
+  'organizations', 'organization_members', 'processors', 'runs', 'llm_global_settings', 'llm_usage_logs',
+  'llm_budgets', 'llm_budget_alerts'
 ]) as t (name);
 
 select tables_are('public', array[
-  'organizations', 'organization_members', 'processors', 'runs', 'llm_global_settings', 'llm_usage_logs'
-], 'public holds exactly the product''s six tables');
+  'organizations', 'organization_members', 'processors', 'runs', 'llm_global_settings', 'llm_usage_logs',
+  'llm_budgets', 'llm_budget_alerts'
+], 'public holds exactly the product''s eight tables');
 
 select columns_are('public', 'organizations',
   array['id', 'name', 'llm_configuration', 'created_at', 'updated_at'],
@@ -35,13 +37,21 @@ select columns_are('public', 'llm_global_settings',
 select columns_are('public', 'llm_usage_logs',
   array['id', 'organization_id', 'processor_id', 'run_id', 'user_id', 'operation_id', 'provider', 'model_name',
         'input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'estimated_cost',
-        'response_time_ms', 'error_message', 'created_at'],
+        'response_time_ms', 'error_message', 'created_at', 'reservation_id'],
   'llm_usage_logs has exactly its documented columns');
+select columns_are('public', 'llm_budgets',
+  array['id', 'organization_id', 'processor_id', 'period', 'limit_usd', 'hard', 'alert_thresholds', 'created_at',
+        'updated_at'],
+  'llm_budgets has exactly its documented columns');
+select columns_are('public', 'llm_budget_alerts',
+  array['id', 'budget_id', 'organization_id', 'period_start', 'threshold', 'spent_usd', 'created_at'],
+  'llm_budget_alerts has exactly its documented columns');
 
 select functions_are('public', array[
   'store_org_api_key', 'delete_org_api_key', 'list_org_api_keys', 'get_org_api_key',
-  'get_effective_llm_config', 'get_effective_llm_config_for_org'
-], 'public exposes exactly the six API functions');
+  'get_effective_llm_config', 'get_effective_llm_config_for_org', 'reserve_llm_budget', 'get_llm_budget_status',
+  'get_llm_budget_status_for_org', 'get_llm_usage_summary', 'estimate_llm_cost'
+], 'public exposes exactly the eleven API functions');
 
 -- The model catalog -----------------------------------------------------------------------------
 
@@ -127,7 +137,13 @@ from (values
   ('llm_global_settings', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}'),
   ('llm_usage_logs', 'anon', '{}'),
   ('llm_usage_logs', 'authenticated', '{SELECT}'),
-  ('llm_usage_logs', 'service_role', '{SELECT,INSERT}')
+  ('llm_usage_logs', 'service_role', '{SELECT,INSERT}'),
+  ('llm_budgets', 'anon', '{}'),
+  ('llm_budgets', 'authenticated', '{SELECT,DELETE}'),
+  ('llm_budgets', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}'),
+  ('llm_budget_alerts', 'anon', '{}'),
+  ('llm_budget_alerts', 'authenticated', '{SELECT}'),
+  ('llm_budget_alerts', 'service_role', '{SELECT}')
 ) as t (name, role, privs);
 
 -- Column grants: table_privs_are does not see them.
@@ -139,7 +155,8 @@ select set_eq(
       and pg_catalog.has_column_privilege('authenticated', c.oid, a.attnum, 'UPDATE')$$,
   $$values ('organizations', 'name'), ('organizations', 'llm_configuration'),
            ('organization_members', 'role'),
-           ('processors', 'name'), ('processors', 'configuration')$$,
+           ('processors', 'name'), ('processors', 'configuration'),
+           ('llm_budgets', 'limit_usd'), ('llm_budgets', 'hard'), ('llm_budgets', 'alert_thresholds')$$,
   'signed-in users may update exactly these columns (RLS then picks the rows)'
 );
 
@@ -175,7 +192,22 @@ from (values
   ('get_effective_llm_config', '{uuid}', 'service_role', '{}'),
   ('get_effective_llm_config_for_org', '{uuid,uuid}', 'anon', '{}'),
   ('get_effective_llm_config_for_org', '{uuid,uuid}', 'authenticated', '{}'),
-  ('get_effective_llm_config_for_org', '{uuid,uuid}', 'service_role', '{EXECUTE}')
+  ('get_effective_llm_config_for_org', '{uuid,uuid}', 'service_role', '{EXECUTE}'),
+  ('reserve_llm_budget', '{uuid,uuid,text,text,integer,integer,integer}', 'anon', '{}'),
+  ('reserve_llm_budget', '{uuid,uuid,text,text,integer,integer,integer}', 'authenticated', '{}'),
+  ('reserve_llm_budget', '{uuid,uuid,text,text,integer,integer,integer}', 'service_role', '{EXECUTE}'),
+  ('get_llm_budget_status', '{}', 'anon', '{}'),
+  ('get_llm_budget_status', '{}', 'authenticated', '{EXECUTE}'),
+  ('get_llm_budget_status', '{}', 'service_role', '{}'),
+  ('get_llm_budget_status_for_org', '{uuid}', 'anon', '{}'),
+  ('get_llm_budget_status_for_org', '{uuid}', 'authenticated', '{}'),
+  ('get_llm_budget_status_for_org', '{uuid}', 'service_role', '{EXECUTE}'),
+  ('get_llm_usage_summary', '{timestamptz,timestamptz,text}', 'anon', '{}'),
+  ('get_llm_usage_summary', '{timestamptz,timestamptz,text}', 'authenticated', '{EXECUTE}'),
+  ('get_llm_usage_summary', '{timestamptz,timestamptz,text}', 'service_role', '{}'),
+  ('estimate_llm_cost', '{uuid,integer,integer}', 'anon', '{}'),
+  ('estimate_llm_cost', '{uuid,integer,integer}', 'authenticated', '{EXECUTE}'),
+  ('estimate_llm_cost', '{uuid,integer,integer}', 'service_role', '{}')
 ) as f (name, args, role, privs);
 
 -- Helpers in private: which API roles may execute each (PUBLIC's default EXECUTE revoked everywhere).
@@ -187,7 +219,8 @@ select results_eq(
     where p.pronamespace = 'private'::regnamespace
     order by 1$$,
   $$values
-    ('assert_can_manage_org_api_keys', '{}'::text[]),
+    ('account_llm_budget_spend', '{}'::text[]),
+    ('assert_can_manage_org_api_keys', '{}'),
     ('assert_llm_provider', '{service_role}'),
     ('assert_no_credentials', '{authenticated,service_role}'),
     ('assert_organization_keeps_an_owner', '{}'),
@@ -201,13 +234,22 @@ select results_eq(
     ('delete_org_api_keys_of_deleted_organization', '{}'),
     ('has_org_api_key', '{authenticated,service_role}'),
     ('list_org_api_keys', '{authenticated,service_role}'),
+    ('llm_budget_period_start', '{}'),
+    ('llm_budget_status', '{authenticated,service_role}'),
     ('llm_providers', '{authenticated,service_role}'),
+    ('llm_usage_summary', '{authenticated,service_role}'),
     ('notify_llm_config_changed', '{}'),
+    ('open_llm_budget_period', '{}'),
     ('org_api_key_secret_name', '{service_role}'),
+    ('record_llm_budget_alerts', '{}'),
+    ('reserve_llm_budget', '{service_role}'),
     ('resolve_llm_config', '{authenticated,service_role}'),
+    ('roll_up_llm_usage', '{}'),
     ('set_updated_at', '{}'),
     ('set_usage_estimated_cost', '{}'),
+    ('settle_llm_budget_reservations', '{}'),
     ('store_org_api_key', '{authenticated,service_role}'),
+    ('validate_llm_budget', '{}'),
     ('validate_llm_global_settings', '{}'),
     ('validate_organization_llm_configuration', '{}'),
     ('validate_processor_configuration', '{}')$$,
@@ -227,6 +269,7 @@ select results_eq(
     where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace) and p.prosecdef
     order by 1$$,
   array[
+    'private.account_llm_budget_spend()',
     'private.assert_organization_keeps_an_owner()',
     'private.current_org_id()',
     'private.current_org_role()',
@@ -234,6 +277,13 @@ select results_eq(
     'private.delete_org_api_keys_of_deleted_organization()',
     'private.has_org_api_key(uuid,text)',
     'private.list_org_api_keys(uuid)',
+    'private.llm_budget_status(uuid)',
+    'private.llm_usage_summary(uuid,timestamp with time zone,timestamp with time zone,text)',
+    'private.open_llm_budget_period()',
+    'private.record_llm_budget_alerts()',
+    'private.reserve_llm_budget(uuid,uuid,text,text,integer,integer,integer)',
+    'private.roll_up_llm_usage()',
+    'private.settle_llm_budget_reservations()',
     'private.store_org_api_key(uuid,text,text)'
   ],
   'security definer is used by exactly the deliberate private helpers'

@@ -67,30 +67,30 @@ select is(
 );
 select is(
   pg_temp.cost_of('anthropic-cached'),
-  (select round((7000 * p.input + 2000 * p.cache_read + 1000 * p.cache_write + 500 * p.output) / 1e6, 6)
+  (select ((7000 * p.input + 2000 * p.cache_read + 1000 * p.cache_write + 500 * p.output) / 1e6)
    from pg_temp.prices('anthropic', 'claude-sonnet-4-5') as p),
   'cache reads and cache writes are billed at their own catalog prices, the rest of the input at the input price'
 );
 select is(
   pg_temp.cost_of('openai-cache-write'),
-  (select round(((50000 - 30000 - 5000) * p.input + 30000 * p.cache_read + 5000 * p.input + 1200 * p.output) / 1e6, 6)
+  (select (((50000 - 30000 - 5000) * p.input + 30000 * p.cache_read + 5000 * p.input + 1200 * p.output) / 1e6)
    from pg_temp.prices('openai', 'gpt-4o') as p),
   'cache writes of a model without a cache-write price are billed at the input price'
 );
 select is(
   pg_temp.cost_of('uncached-prices'),
-  (select round((10000 * p.input + 500 * p.output) / 1e6, 6) from pg_temp.prices('mistral', 'cost-probe-uncached') as p),
+  (select ((10000 * p.input + 500 * p.output) / 1e6) from pg_temp.prices('mistral', 'cost-probe-uncached') as p),
   'with no cache prices at all, every input token is billed at the input price'
 );
 select is(
   pg_temp.cost_of('gemini-plain'),
-  (select round((200000 * p.input + 8000 * p.output) / 1e6, 6) from pg_temp.prices('google', 'gemini-2.5-pro') as p),
+  (select ((200000 * p.input + 8000 * p.output) / 1e6) from pg_temp.prices('google', 'gemini-2.5-pro') as p),
   'a call without caching costs input × input price + output × output price'
 );
 select is(
   pg_temp.cost_of('one-token'),
-  (select round((1 * p.input + 1 * p.output) / 1e6, 6) from pg_temp.prices('openai', 'gpt-4o-mini') as p),
-  'a tiny call is rounded to the micro-dollar'
+  (select (1 * p.input + 1 * p.output) / 1e6 from pg_temp.prices('openai', 'gpt-4o-mini') as p),
+  'a one-token call is priced exactly, not rounded to the micro-dollar'
 );
 select is(pg_temp.cost_of('llama-unpriced'), null, 'a model the catalog holds without prices costs null (unknown), not 0');
 select is(pg_temp.cost_of('not-in-catalog'), null, 'a model missing from the catalog costs null (unknown), not 0');
@@ -130,7 +130,7 @@ select is(pg_temp.cost_of('anthropic-cached'), :'cost_before_repricing'::numeric
   'a logged cost keeps the price of the day it was logged');
 select is(
   pg_temp.cost_of('anthropic-cached-repriced'),
-  (select round((7000 * p.input + 2000 * p.cache_read + 1000 * p.cache_write + 500 * p.output) / 1e6, 6)
+  (select ((7000 * p.input + 2000 * p.cache_read + 1000 * p.cache_write + 500 * p.output) / 1e6)
    from pg_temp.prices('anthropic', 'claude-sonnet-4-5') as p),
   'calls logged after a price change use the new price'
 );

@@ -1,0 +1,175 @@
+-- The usage dashboard's read: calls, tokens and cost per hour, kept as usage rows are written,
+-- so a 30-day summary reads about 720 hourly rows per group instead of every usage row.
+--
+-- Objects: private.llm_usage_hourly (one row per organization, UTC hour, processor, user and
+-- model), private.roll_up_llm_usage() and its statement trigger on llm_usage_logs,
+-- private.llm_usage_summary() and the public get_llm_usage_summary().
+-- The rollup lives in private: only the summary functions read it, each for one organization.
+-- Grants: get_llm_usage_summary to authenticated (their organization); nothing to anon.
+
+create table private.llm_usage_hourly (
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  hour timestamptz not null,
+  processor_id uuid,
+  user_id uuid,
+  provider text not null,
+  model_name text not null,
+  calls bigint not null,
+  failed_calls bigint not null,
+  input_tokens bigint not null,
+  output_tokens bigint not null,
+  cache_read_tokens bigint not null,
+  cache_write_tokens bigint not null,
+  cost numeric not null,
+  constraint llm_usage_hourly_one_row_per_group
+  unique nulls not distinct (organization_id, hour, processor_id, user_id, provider, model_name)
+);
+
+comment on table private.llm_usage_hourly is
+'llm_usage_logs summed per organization, UTC hour, processor, user and model; cost sums the known costs.';
+
+-- Definer: writes the private rollup, which the inserting role (the gateway's service role) cannot.
+-- Statement-level: a group-committed batch of usage rows is summed once per group.
+create function private.roll_up_llm_usage()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
+as $$
+begin
+  insert into private.llm_usage_hourly as h (
+    organization_id, hour, processor_id, user_id, provider, model_name, calls, failed_calls,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost
+  )
+  select
+    u.organization_id, date_trunc('hour', u.created_at, 'UTC'), u.processor_id, u.user_id, u.provider,
+    u.model_name, count(*), count(*) filter (where u.error_message is not null),
+    coalesce(sum(u.input_tokens), 0), coalesce(sum(u.output_tokens), 0), sum(u.cache_read_tokens),
+    sum(u.cache_write_tokens), coalesce(sum(u.estimated_cost), 0)
+  from inserted_usage as u
+  where u.organization_id is not null
+  group by 1, 2, 3, 4, 5, 6
+  on conflict (organization_id, hour, processor_id, user_id, provider, model_name) do update
+    set calls = h.calls + excluded.calls,
+        failed_calls = h.failed_calls + excluded.failed_calls,
+        input_tokens = h.input_tokens + excluded.input_tokens,
+        output_tokens = h.output_tokens + excluded.output_tokens,
+        cache_read_tokens = h.cache_read_tokens + excluded.cache_read_tokens,
+        cache_write_tokens = h.cache_write_tokens + excluded.cache_write_tokens,
+        cost = h.cost + excluded.cost;
+  return null;
+end
+$$;
+
+create trigger llm_usage_logs_roll_up
+after insert on public.llm_usage_logs
+referencing new table as inserted_usage
+for each statement execute function private.roll_up_llm_usage();
+
+-- Definer: reads the private rollup and every usage row of the organization (past RLS), so it
+-- checks the caller itself: the service role, or a member of exactly that organization.
+-- Whole hours come from the rollup, the partial hours at either end from the usage rows.
+create function private.llm_usage_summary(
+  p_organization_id uuid, p_from timestamptz, p_to timestamptz, p_group_by text
+)
+returns table (
+  bucket text, calls bigint, failed_calls bigint, input_tokens bigint, output_tokens bigint,
+  cache_read_tokens bigint, cache_write_tokens bigint, cost numeric
+)
+language plpgsql
+stable
+security definer
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
+as $$
+declare
+  v_first_hour timestamptz := date_trunc('hour', p_from, 'UTC');
+  v_last_hour timestamptz := date_trunc('hour', p_to, 'UTC');
+begin
+  if not (coalesce(auth.role() = 'service_role', false) or p_organization_id = private.current_org_id()) then
+    raise exception using errcode = '42501', message = 'only members of the organization may read its usage';
+  end if;
+  if p_from is null or p_to is null or p_from >= p_to then
+    raise exception using errcode = '22023', message = 'p_from: must be before p_to';
+  end if;
+  if p_group_by is null or p_group_by not in ('day', 'model', 'processor', 'user') then
+    raise exception using
+      errcode = '22023',
+      message = format('p_group_by: unknown grouping %L', p_group_by),
+      hint = 'Expected one of: day, model, processor, user.';
+  end if;
+  if v_first_hour < p_from then
+    v_first_hour := v_first_hour + interval '1 hour';
+  end if;
+  if v_first_hour > v_last_hour then  -- the range lies inside one hour
+    v_first_hour := p_to;
+    v_last_hour := p_to;
+  end if;
+
+  return query
+  with usage as (
+    select h.hour as at, h.processor_id, h.user_id, h.provider, h.model_name, h.calls, h.failed_calls,
+           h.input_tokens, h.output_tokens, h.cache_read_tokens, h.cache_write_tokens, h.cost
+    from private.llm_usage_hourly as h
+    where h.organization_id = p_organization_id and h.hour >= v_first_hour and h.hour < v_last_hour
+    union all
+    select u.created_at, u.processor_id, u.user_id, u.provider, u.model_name, 1,
+           (u.error_message is not null)::int, coalesce(u.input_tokens, 0), coalesce(u.output_tokens, 0),
+           u.cache_read_tokens, u.cache_write_tokens, coalesce(u.estimated_cost, 0)
+    from public.llm_usage_logs as u
+    where u.organization_id = p_organization_id
+      and ((u.created_at >= p_from and u.created_at < v_first_hour)
+           or (u.created_at >= v_last_hour and u.created_at < p_to))
+  )
+  select
+    case p_group_by
+      when 'day' then to_char(date_trunc('day', usage.at, 'UTC') at time zone 'UTC', 'YYYY-MM-DD')
+      when 'model' then usage.provider || '/' || usage.model_name
+      when 'processor' then usage.processor_id::text
+      else usage.user_id::text
+    end,
+    sum(usage.calls)::bigint, sum(usage.failed_calls)::bigint, sum(usage.input_tokens)::bigint,
+    sum(usage.output_tokens)::bigint, sum(usage.cache_read_tokens)::bigint,
+    sum(usage.cache_write_tokens)::bigint, sum(usage.cost)
+  from usage
+  group by 1
+  order by 1;
+end
+$$;
+
+-- Invoker: the caller's own organization; the definer above checks membership again.
+create function public.get_llm_usage_summary(p_from timestamptz, p_to timestamptz, p_group_by text default 'day')
+returns table (
+  bucket text, calls bigint, failed_calls bigint, input_tokens bigint, output_tokens bigint,
+  cache_read_tokens bigint, cache_write_tokens bigint, cost numeric
+)
+language plpgsql
+stable
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
+as $$
+declare
+  v_organization_id uuid := private.current_org_id();
+begin
+  if v_organization_id is null then
+    raise exception using
+      errcode = '42501',
+      message = 'the caller belongs to no organization',
+      hint = 'The token needs app_metadata.organization_id of an organization the user is a member of.';
+  end if;
+  return query select * from private.llm_usage_summary(v_organization_id, p_from, p_to, p_group_by);
+end
+$$;
+
+comment on function public.get_llm_usage_summary(timestamptz, timestamptz, text) is
+'The caller''s organization''s usage in [p_from, p_to) by day (UTC, YYYY-MM-DD), model (provider/model), processor or user.';
+
+-- The rollup is private; no API role reads or writes it directly.
+revoke all on table private.llm_usage_hourly from public, anon, authenticated, service_role;
+-- Trigger function: the trigger invokes it without EXECUTE privilege, so nobody needs a grant.
+revoke execute on function private.roll_up_llm_usage() from public;
+-- The public wrapper runs it as the signed-in caller; the service role may read any organization.
+revoke execute on function private.llm_usage_summary(uuid, timestamptz, timestamptz, text) from public;
+grant execute on function private.llm_usage_summary(uuid, timestamptz, timestamptz, text) to authenticated, service_role;
+-- Older projects auto-grant new public functions; signed-in members read their organization's.
+revoke execute on function public.get_llm_usage_summary(timestamptz, timestamptz, text)
+from public, anon, authenticated, service_role;
+grant execute on function public.get_llm_usage_summary(timestamptz, timestamptz, text) to authenticated;
