@@ -1,4 +1,5 @@
-"""A per-worker cache of execute-llm's configuration-and-key lookup, correct by default.
+"""A per-worker cache of what a call reads from the database first (configuration, the
+organization's key, whether a hard budget applies), correct by default.
 
 With a direct database connection (`DATABASE_URL`) the database announces every change that can
 alter a cached answer (`llm_config_changed`, see the migrations), and the worker's listener drops
@@ -21,7 +22,7 @@ import time
 import uuid
 from collections import OrderedDict
 
-from gateway.data import Caller, DataAccess, EffectiveConfig
+from gateway.data import Caller, DataAccess, ResolvedCall
 
 # Entries beyond this push out the least recently used: bounded memory whatever the traffic.
 MAX_ENTRIES = 10_000
@@ -29,7 +30,7 @@ MAX_ENTRIES = 10_000
 EVERY_ORGANIZATION = "*"
 
 _Key = tuple[str, uuid.UUID, uuid.UUID | None, uuid.UUID | None]
-_Entry = tuple[float, EffectiveConfig, str | None]
+_Entry = tuple[float, ResolvedCall]
 
 
 class ConfigCache:
@@ -53,30 +54,30 @@ class ConfigCache:
             return "ttl"
         return "listening" if self._listening else "bypassed"
 
-    async def effective_config_with_key(
+    async def resolve_call(
         self,
         data: DataAccess,
         caller: Caller,
         organization_id: uuid.UUID,
         processor_id: uuid.UUID | None,
         run_id: uuid.UUID | None,
-    ) -> tuple[EffectiveConfig, str | None]:
+    ) -> ResolvedCall:
         if self.state not in ("listening", "ttl"):
-            return await data.effective_config_with_key(caller, organization_id, processor_id, run_id)
+            return await data.resolve_call(caller, organization_id, processor_id, run_id)
         key = (caller.token, organization_id, processor_id, run_id)
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             self._entries.move_to_end(key)
-            return entry[1], entry[2]
+            return entry[1]
         generation = self._generation
-        config, api_key = await data.effective_config_with_key(caller, organization_id, processor_id, run_id)
+        resolved = await data.resolve_call(caller, organization_id, processor_id, run_id)
         if self._generation == generation and self.state in ("listening", "ttl"):
-            self._entries[key] = (now + self._seconds, config, api_key)
+            self._entries[key] = (now + self._seconds, resolved)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
-        return config, api_key
+        return resolved
 
     def invalidate(self, organization: str) -> None:
         """Drop what a change notification names: an organization id, or every organization."""

@@ -42,6 +42,13 @@ class NotFoundError(GatewayError):
     code = "not_found"
 
 
+class BudgetExceeded(GatewayError):
+    """A hard budget cannot hold the call's worst-case cost; nothing was sent."""
+
+    status = 402
+    code = "budget_exceeded"
+
+
 class ProviderError(GatewayError):
     """The upstream LLM provider failed or answered with something unusable."""
 

@@ -1,5 +1,13 @@
 """Data access: one small interface, two adapters (direct Postgres, PostgREST RPC)."""
 
-from gateway.data.types import Caller, DataAccess, EffectiveConfig, KeyInfo, UsageRecord
+from gateway.data.types import (
+    BudgetReservation,
+    Caller,
+    DataAccess,
+    EffectiveConfig,
+    KeyInfo,
+    ResolvedCall,
+    UsageRecord,
+)
 
-__all__ = ["Caller", "DataAccess", "EffectiveConfig", "KeyInfo", "UsageRecord"]
+__all__ = ["BudgetReservation", "Caller", "DataAccess", "EffectiveConfig", "KeyInfo", "ResolvedCall", "UsageRecord"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gateway.errors import (
     BadRequest,
+    BudgetExceeded,
     ConfigError,
     DatabaseUnavailable,
     ForbiddenError,
@@ -19,6 +20,7 @@ REDACTED = "[redacted]"
 
 _BY_CODE: dict[str, type[GatewayError]] = {
     "42501": ForbiddenError,
+    "PT402": BudgetExceeded,
     "PT404": NotFoundError,
     "P0001": BadRequest,
     "PT503": ConfigError,

@@ -26,7 +26,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from gateway.data.errors import database_error, unavailable
 from gateway.data.group_commit import GroupCommit
-from gateway.data.types import RUN_NOT_FOUND, Caller, EffectiveConfig, KeyInfo, UsageRecord
+from gateway.data.types import (
+    RUN_NOT_FOUND,
+    BudgetReservation,
+    Caller,
+    EffectiveConfig,
+    KeyInfo,
+    ResolvedCall,
+    UsageRecord,
+)
 from gateway.errors import GatewayError, NotFoundError
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
@@ -42,17 +50,23 @@ _PRELUDE: Final[dict[str, str]] = {
 }
 _SERVICE_CLAIMS: Final = json.dumps({"role": "service_role"})
 # Follows `select set_config('gateway.effective_config', <config call>::text, true)` in
-# effective_config_with_key; the configuration holds no secret, and the setting ends with the
-# transaction. As the service role: the organization's key if it is the one to use, and whether
-# the run (if any) is one of the organization's.
-_KEY_FOR_CONFIG: Final = (
+# resolve_call; the configuration holds no secret, and the setting ends with the transaction. As
+# the service role: the organization's key if it is the one to use, whether the run (if any) is
+# one of the organization's, and whether a hard budget applies.
+_CALL_AS_SERVICE: Final = (
     "::text, true); "
     "select set_config('role', 'service_role', true), set_config('request.jwt.claims', %s, true); "
-    "select c, "
-    "case when c ->> 'api_key_source' = 'organization' then public.get_org_api_key(org, c ->> 'provider') end, "
-    "run_id is null or exists (select from public.runs as r where r.id = run_id and r.organization_id = org) "
-    "from (select current_setting('gateway.effective_config')::jsonb as c, %s::uuid as org, %s::uuid as run_id) as call"
+    "select call.c, "
+    "case when call.c ->> 'api_key_source' = 'organization'"
+    " then public.get_org_api_key(call.org, call.c ->> 'provider') end, "
+    "call.run_id is null"
+    " or exists (select from public.runs as r where r.id = call.run_id and r.organization_id = call.org), "
+    "exists (select from public.llm_budgets as b where b.organization_id = call.org and b.hard"
+    " and (b.processor_id is null or b.processor_id = call.processor_id)) "
+    "from (select current_setting('gateway.effective_config')::jsonb as c, %s::uuid as org, %s::uuid as run_id,"
+    " %s::uuid as processor_id) as call"
 )
+_RESERVE: Final = "select public.reserve_llm_budget(%s, %s, %s, %s, %s, %s, %s)"
 _USAGE_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UsageRecord))
 # The gateway picks each row's id, which matches RETURNING's rows to the batch's callers
 # (RETURNING promises no order). Bound values, not one JSON parameter through
@@ -123,21 +137,46 @@ class PostgresDataAccess:
         )
         return EffectiveConfig(**rows[0][0])
 
-    async def effective_config_with_key(
+    async def resolve_call(
         self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
-    ) -> tuple[EffectiveConfig, str | None]:
+    ) -> ResolvedCall:
         """One round trip: resolve as the caller, keep the result in a transaction-local setting,
-        switch to the service role, read the key only if the organization's is the one to use, and
-        check the run."""
+        switch to the service role, read the key only if the organization's is the one to use,
+        check the run and look for a hard budget."""
         rows = await self._call(
             caller,
-            "select set_config('gateway.effective_config', " + _config_query(caller) + _KEY_FOR_CONFIG,
-            (*_config_params(caller, organization_id, processor_id), _SERVICE_CLAIMS, organization_id, run_id),
+            "select set_config('gateway.effective_config', " + _config_query(caller) + _CALL_AS_SERVICE,
+            (
+                *_config_params(caller, organization_id, processor_id),
+                _SERVICE_CLAIMS,
+                organization_id,
+                run_id,
+                processor_id,
+            ),
         )
-        config, key, run_of_organization = rows[0]
+        config, key, run_of_organization, hard_budget = rows[0]
         if not run_of_organization:
             raise NotFoundError(RUN_NOT_FOUND)
-        return EffectiveConfig(**config), key
+        return ResolvedCall(EffectiveConfig(**config), key, hard_budget)
+
+    async def reserve_budget(self, reservation: BudgetReservation) -> uuid.UUID | None:
+        r = reservation
+        rows = await self._run(
+            "service_role",
+            _SERVICE_CLAIMS,
+            _RESERVE,
+            (
+                r.organization_id,
+                r.processor_id,
+                r.provider,
+                r.model,
+                r.max_input_tokens,
+                r.max_output_tokens,
+                r.seconds,
+            ),
+        )
+        reservation_id: uuid.UUID | None = rows[0][0]
+        return reservation_id
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         rows = await self._run(

@@ -22,7 +22,15 @@ from postgrest import APIError, APIResponse, AsyncPostgrestClient, ReturnMethod
 from postgrest.base_request_builder import RequestConfig
 
 from gateway.data.errors import database_error, unavailable
-from gateway.data.types import RUN_NOT_FOUND, Caller, EffectiveConfig, KeyInfo, UsageRecord
+from gateway.data.types import (
+    RUN_NOT_FOUND,
+    BudgetReservation,
+    Caller,
+    EffectiveConfig,
+    KeyInfo,
+    ResolvedCall,
+    UsageRecord,
+)
 from gateway.errors import AuthError, GatewayError, NotFoundError
 
 _SQLSTATE = re.compile(r"[0-9A-Z]{5}")
@@ -86,29 +94,57 @@ class PostgrestDataAccess:
             raise _unexpected_shape("get_effective_llm_config")
         return EffectiveConfig(**data)
 
-    async def effective_config_with_key(
+    async def resolve_call(
         self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
-    ) -> tuple[EffectiveConfig, str | None]:
-        # PostgREST runs one function per request, as one role: the run is checked beside the
-        # resolution (concurrently, so no later), the key after it.
-        if run_id is None:
-            config = await self.effective_config(caller, organization_id, processor_id)
-        else:
-            config, run_of_organization = await asyncio.gather(
-                self.effective_config(caller, organization_id, processor_id),
-                self._is_run_of(organization_id, run_id),
-            )
-            if not run_of_organization:
-                raise NotFoundError(RUN_NOT_FOUND)
-        if config.api_key_source != "organization":
-            return config, None
-        return config, await self.org_api_key(organization_id, config.provider)
+    ) -> ResolvedCall:
+        # PostgREST runs one function per request, as one role: the run and the budgets are read
+        # beside the resolution (concurrently, so no later), the key after it.
+        config, run_of_organization, hard_budget = await asyncio.gather(
+            self.effective_config(caller, organization_id, processor_id),
+            self._is_run_of(organization_id, run_id),
+            self._has_hard_budget(organization_id, processor_id),
+        )
+        if not run_of_organization:
+            raise NotFoundError(RUN_NOT_FOUND)
+        key = None
+        if config.api_key_source == "organization":
+            key = await self.org_api_key(organization_id, config.provider)
+        return ResolvedCall(config, key, hard_budget)
 
-    async def _is_run_of(self, organization_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+    async def _is_run_of(self, organization_id: uuid.UUID, run_id: uuid.UUID | None) -> bool:
+        if run_id is None:
+            return True
         request = (
             self._rest.from_("runs").select("id").eq("id", str(run_id)).eq("organization_id", str(organization_id))
         )
         return bool(await _execute(request))
+
+    async def _has_hard_budget(self, organization_id: uuid.UUID, processor_id: uuid.UUID | None) -> bool:
+        request = (
+            self._rest.from_("llm_budgets")
+            .select("processor_id")
+            .eq("organization_id", str(organization_id))
+            .eq("hard", "true")
+        )
+        budgets = await _execute(request)
+        scopes = {None, str(processor_id)} if processor_id is not None else {None}
+        return isinstance(budgets, list) and any(b.get("processor_id") in scopes for b in budgets)
+
+    async def reserve_budget(self, reservation: BudgetReservation) -> uuid.UUID | None:
+        r = reservation
+        params: dict[str, Any] = {
+            "p_organization_id": str(r.organization_id),
+            "p_processor_id": None if r.processor_id is None else str(r.processor_id),
+            "p_provider": r.provider,
+            "p_model": r.model,
+            "p_max_input_tokens": r.max_input_tokens,
+            "p_max_output_tokens": r.max_output_tokens,
+            "p_seconds": r.seconds,
+        }
+        data = await _execute(self._rest.rpc("reserve_llm_budget", params))
+        if data is not None and not isinstance(data, str):
+            raise _unexpected_shape("reserve_llm_budget")
+        return None if data is None else uuid.UUID(data)
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         data = await _execute(

@@ -2,7 +2,7 @@
 
 Every method maps database errors to the gateway's exceptions the same way in every adapter:
 SQLSTATE 42501 → ForbiddenError, PT404 → NotFoundError, 22023/22P02/22004 → BadRequest,
-PT503 → ConfigError, connection failure or timeout → DatabaseUnavailable.
+PT402 → BudgetExceeded, PT503 → ConfigError, connection failure or timeout → DatabaseUnavailable.
 """
 
 from __future__ import annotations
@@ -56,6 +56,17 @@ class EffectiveConfig:
 
 
 @dataclass(frozen=True)
+class ResolvedCall:
+    """What a provider call needs from the database, read in one go before it is made."""
+
+    config: EffectiveConfig
+    # The organization's key for the resolved provider when api_key_source is "organization".
+    org_api_key: str | None = field(repr=False)
+    # Whether a hard budget applies (the organization's, or the processor's): reserve first.
+    hard_budget: bool
+
+
+@dataclass(frozen=True)
 class KeyInfo:
     provider: str
     key_hint: str
@@ -79,6 +90,22 @@ class UsageRecord:
     cache_write_tokens: int = 0
     response_time_ms: int | None = None
     error_message: str | None = None
+    # The budget reservation the row settles, when a hard budget applied.
+    reservation_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class BudgetReservation:
+    """A call's worst case, to reserve against the hard budgets it falls under."""
+
+    organization_id: uuid.UUID
+    processor_id: uuid.UUID | None
+    provider: str
+    model: str
+    max_input_tokens: int
+    max_output_tokens: int
+    # How long the reservation holds if its usage row never comes (the gateway died).
+    seconds: int
 
 
 class DataAccess(Protocol):
@@ -89,17 +116,23 @@ class DataAccess(Protocol):
         checks organization and membership), the service role through get_effective_llm_config_for_org."""
         ...
 
-    async def effective_config_with_key(
+    async def resolve_call(
         self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
-    ) -> tuple[EffectiveConfig, str | None]:
+    ) -> ResolvedCall:
         """effective_config, plus (with service-role rights) the organization's key for the resolved
-        provider when api_key_source is "organization": what a provider call needs, in as few
-        round trips as the adapter allows. NotFoundError if `run_id` is not a run of the
-        organization (one that does not exist included), so no call is made for it."""
+        provider when api_key_source is "organization" and whether a hard budget applies: what a
+        provider call needs, in as few round trips as the adapter allows. NotFoundError if
+        `run_id` is not a run of the organization (one that does not exist included), so no call
+        is made for it."""
         ...
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         """get_org_api_key with service-role rights."""
+        ...
+
+    async def reserve_budget(self, reservation: BudgetReservation) -> uuid.UUID | None:
+        """reserve_llm_budget with service-role rights: the reservation's id, None when no hard
+        budget applies; BudgetExceeded when one cannot hold the call."""
         ...
 
     async def record_usage(self, record: UsageRecord) -> float | None:

@@ -10,13 +10,14 @@ import msgspec
 from litestar import post
 from litestar.params import JSONBody
 
+from gateway import pipeline
 from gateway.auth import organization_of
-from gateway.data import Caller, UsageRecord
-from gateway.providers import ChatMessage, CompletionRequest
+from gateway.data import Caller
+from gateway.pipeline import Call
+from gateway.providers import ChatMessage
 from gateway.routes import Injected, error_responses
 from gateway.services import Services
 from gateway.storable import unstorable
-from gateway.usage import complete_and_record
 
 # The width of llm_usage_logs.operation_id: longer ids would fail only after the call.
 OPERATION_ID_MAX = 200
@@ -82,41 +83,28 @@ class ExecuteResponse(msgspec.Struct):
     "/functions/v1/execute-llm",
     status_code=200,
     summary="Run one LLM completion for the caller's organization",
-    responses=error_responses(400, 401, 403, 404, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 402, 403, 404, 422, 429, 502, 503, 504),
 )
 async def execute_llm(
     data: JSONBody[ExecuteRequest],
     caller: Injected[Caller],
     services: Injected[Services],
 ) -> ExecuteResponse:
-    settings = services.settings
-    organization_id = organization_of(caller, data.organization_id)
-    config, org_key = await services.config_cache.effective_config_with_key(
-        services.data_access, caller, organization_id, data.processor_id, data.run_id
-    )
-    # The system key also covers an organization key deleted since the configuration was read.
-    api_key = org_key or settings.api_keys.get(config.provider, "")
-
     messages = (
         (ChatMessage(role="user", content=data.prompt),)
         if data.prompt is not None
         else tuple(ChatMessage(role=m.role, content=m.content) for m in data.messages or ())
     )
-    request = CompletionRequest(model=config.model, messages=messages, system=data.system, settings=config.settings)
-    row = UsageRecord(
-        organization_id=organization_id,
-        provider=config.provider,
-        # The catalog's id, which the database prices; the provider may answer with a dated alias.
-        model_name=config.model,
-        user_id=caller.user_id if caller.role == "authenticated" else None,
+    call = Call(
+        organization_id=organization_of(caller, data.organization_id),
+        messages=messages,
+        system=data.system,
         processor_id=data.processor_id,
         run_id=data.run_id,
         operation_id=data.operation_id,
     )
-    billed = await complete_and_record(
-        services.http_client, services.data_access, row, settings.base_urls.get(config.provider, ""), api_key, request
-    )
-
+    outcome = await pipeline.execute(services, caller, call)
+    config, billed = outcome.config, outcome.billed
     completion, usage = billed.completion, billed.completion.usage
     return ExecuteResponse(
         content=completion.content,

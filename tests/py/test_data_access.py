@@ -4,6 +4,7 @@ PostgresDataAccess straight at it, PostgrestDataAccess through the fake PostgRES
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 import traceback
@@ -20,8 +21,15 @@ import pytest
 from devstack.postgres import free_port
 from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
-from gateway.data.types import Caller, DataAccess, UsageRecord
-from gateway.errors import BadRequest, DatabaseUnavailable, ForbiddenError, GatewayError, NotFoundError
+from gateway.data.types import BudgetReservation, Caller, DataAccess, UsageRecord
+from gateway.errors import (
+    BadRequest,
+    BudgetExceeded,
+    DatabaseUnavailable,
+    ForbiddenError,
+    GatewayError,
+    NotFoundError,
+)
 from tests.fakes.postgrest import FakePostgrest, status_for
 from tests.py.supabase_db import Database, user_claims
 from tests.py.tenants import Org, Tenants
@@ -170,24 +178,22 @@ async def test_config_with_key_returns_the_org_key_only_when_it_is_the_one_to_us
     # The tenants' default profile is openai; the processor's "fast" profile is anthropic.
     await backend.data.store_key(user(tenants.acme.admin, tenants.acme), tenants.acme.id, "openai", ORG_KEY)
 
-    config, key = await backend.data.effective_config_with_key(member, tenants.acme.id, None, None)
-    assert (config.provider, config.api_key_source, key) == ("openai", "organization", ORG_KEY)
-    config, key = await backend.data.effective_config_with_key(member, tenants.acme.id, tenants.acme.processor, None)
-    assert (config.provider, config.api_key_source, key) == ("anthropic", "system", None)
+    call = await backend.data.resolve_call(member, tenants.acme.id, None, None)
+    assert (call.config.provider, call.config.api_key_source, call.org_api_key) == ("openai", "organization", ORG_KEY)
+    call = await backend.data.resolve_call(member, tenants.acme.id, tenants.acme.processor, None)
+    assert (call.config.provider, call.config.api_key_source, call.org_api_key) == ("anthropic", "system", None)
 
 
 async def test_config_with_key_as_service_role_for_an_explicit_org(backend: Backend, tenants: Tenants) -> None:
     await backend.data.store_key(SERVICE, tenants.acme.id, "openai", ORG_KEY)
-    config, key = await backend.data.effective_config_with_key(SERVICE, tenants.acme.id, None, None)
-    assert (config.api_key_source, key) == ("organization", ORG_KEY)
+    call = await backend.data.resolve_call(SERVICE, tenants.acme.id, None, None)
+    assert (call.config.api_key_source, call.org_api_key) == ("organization", ORG_KEY)
 
 
 async def test_config_with_key_refuses_a_removed_member(backend: Backend, tenants: Tenants, db: Database) -> None:
     db.run("delete from organization_members where user_id = %s", (tenants.acme.member,))
     with pytest.raises(ForbiddenError):
-        await backend.data.effective_config_with_key(
-            user(tenants.acme.member, tenants.acme), tenants.acme.id, None, None
-        )
+        await backend.data.resolve_call(user(tenants.acme.member, tenants.acme), tenants.acme.id, None, None)
 
 
 def create_run(db: Database, organization_id: uuid.UUID) -> uuid.UUID:
@@ -200,10 +206,8 @@ async def test_config_with_key_accepts_a_run_of_the_organization(
     backend: Backend, tenants: Tenants, db: Database, caller: str
 ) -> None:
     who = SERVICE if caller == "service_role" else user(tenants.acme.member, tenants.acme)
-    config, _ = await backend.data.effective_config_with_key(
-        who, tenants.acme.id, None, create_run(db, tenants.acme.id)
-    )
-    assert config.provider == "openai"
+    call = await backend.data.resolve_call(who, tenants.acme.id, None, create_run(db, tenants.acme.id))
+    assert call.config.provider == "openai"
 
 
 @pytest.mark.parametrize("caller", ["member", "service_role"])
@@ -214,7 +218,44 @@ async def test_config_with_key_refuses_a_run_that_is_not_the_organizations(
     who = SERVICE if caller == "service_role" else user(tenants.acme.member, tenants.acme)
     run_id = create_run(db, tenants.bystander.id) if run != "unknown" else uuid.uuid4()
     with pytest.raises(NotFoundError, match="run not found"):
-        await backend.data.effective_config_with_key(who, tenants.acme.id, None, run_id)
+        await backend.data.resolve_call(who, tenants.acme.id, None, run_id)
+
+
+@pytest.mark.parametrize("scope", ["organization", "processor", "soft", "none"])
+async def test_resolve_call_says_whether_a_hard_budget_applies(
+    backend: Backend, tenants: Tenants, db: Database, scope: str
+) -> None:
+    if scope != "none":
+        processor = tenants.acme.processor if scope == "processor" else None
+        db.run(
+            "insert into llm_budgets (organization_id, processor_id, period, limit_usd, hard)"
+            " values (%s, %s, 'day', 1, %s)",
+            (tenants.acme.id, processor, scope != "soft"),
+        )
+    member = user(tenants.acme.member, tenants.acme)
+    for_processor = await backend.data.resolve_call(member, tenants.acme.id, tenants.acme.processor, None)
+    for_organization = await backend.data.resolve_call(member, tenants.acme.id, None, None)
+    assert (for_processor.hard_budget, for_organization.hard_budget) == {
+        "organization": (True, True),
+        "processor": (True, False),
+        "soft": (False, False),
+        "none": (False, False),
+    }[scope]
+
+
+async def test_reserving_against_a_hard_budget_and_the_refusal(
+    backend: Backend, tenants: Tenants, db: Database
+) -> None:
+    db.run(
+        "insert into llm_budgets (organization_id, period, limit_usd, hard) values (%s, 'month', 0.01, true)",
+        (tenants.acme.id,),
+    )
+    # gpt-4o-mini: $0.15 in, $0.60 out per million: 10,000 + 10,000 tokens is $0.0075.
+    call = BudgetReservation(tenants.acme.id, None, "openai", "gpt-4o-mini", 10_000, 10_000, 60)
+    assert isinstance(await backend.data.reserve_budget(call), uuid.UUID)
+    with pytest.raises(BudgetExceeded, match=r"has 0\.0025 USD left"):
+        await backend.data.reserve_budget(call)
+    assert await backend.data.reserve_budget(dataclasses.replace(call, organization_id=tenants.bystander.id)) is None
 
 
 async def test_member_cannot_store_a_key(backend: Backend, tenants: Tenants) -> None:

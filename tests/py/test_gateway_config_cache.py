@@ -21,7 +21,7 @@ import pytest
 
 from devstack.postgres import free_port
 from gateway.config_cache import ConfigCache
-from gateway.data import Caller, EffectiveConfig
+from gateway.data import Caller, EffectiveConfig, ResolvedCall
 from tests.fakes.providers import FakeProviders
 from tests.py.supabase_db import Database
 from tests.py.tenants import Tenants
@@ -327,12 +327,12 @@ class CountingData:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def effective_config_with_key(
+    async def resolve_call(
         self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
-    ) -> tuple[EffectiveConfig, str | None]:
+    ) -> ResolvedCall:
         self.calls += 1
         config = EffectiveConfig("openai", "gpt-4o-mini", "GPT-4o mini", {}, {}, None, "global", "system")
-        return config, None
+        return ResolvedCall(config, None, False)
 
 
 async def test_the_cache_keeps_at_most_its_number_of_entries_least_recently_used_out() -> None:
@@ -341,7 +341,7 @@ async def test_the_cache_keeps_at_most_its_number_of_entries_least_recently_used
     callers = [Caller(role="authenticated", claims={}, token=f"token-{n}") for n in range(3)]
 
     async def resolve(n: int) -> None:
-        await cache.effective_config_with_key(data, callers[n], org, None, None)  # type: ignore[arg-type]
+        await cache.resolve_call(data, callers[n], org, None, None)  # type: ignore[arg-type]
 
     for n in (0, 1, 0, 2):  # 2 pushes out 1, the least recently used
         await resolve(n)

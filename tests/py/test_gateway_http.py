@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from devstack.postgres import free_port
 from gateway.app import create_app
-from gateway.data import Caller, EffectiveConfig, KeyInfo, UsageRecord
+from gateway.data import BudgetReservation, Caller, EffectiveConfig, KeyInfo, ResolvedCall, UsageRecord
 from gateway.data.postgres import PostgresDataAccess
 from gateway.http_client import build_http_client
 from gateway.providers import ChatMessage, CompletionRequest
@@ -182,12 +182,15 @@ class ExplodingData:
     async def effective_config(self, caller: Caller, organization_id: uuid.UUID, processor_id: Any) -> EffectiveConfig:
         raise RuntimeError(f"boom with {SECRET_IN_MESSAGE}")
 
-    async def effective_config_with_key(
+    async def resolve_call(
         self, caller: Caller, organization_id: uuid.UUID, processor_id: Any, run_id: Any
-    ) -> tuple[EffectiveConfig, str | None]:
+    ) -> ResolvedCall:
         raise RuntimeError(f"boom with {SECRET_IN_MESSAGE}")
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
+        raise NotImplementedError
+
+    async def reserve_budget(self, reservation: BudgetReservation) -> uuid.UUID | None:
         raise NotImplementedError
 
     async def record_usage(self, record: UsageRecord) -> float | None:
