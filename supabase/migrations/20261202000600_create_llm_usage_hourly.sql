@@ -1,8 +1,10 @@
 -- The usage dashboard's read: calls, tokens and cost per hour, kept as usage rows are written,
--- so a 30-day summary reads about 720 hourly rows per group instead of every usage row.
+-- so a 30-day summary reads about 720 hourly rows per bucket instead of every usage row.
 --
--- Objects: private.llm_usage_hourly (one row per organization, UTC hour, processor, user and
--- model), private.roll_up_llm_usage() and its statement trigger on llm_usage_logs,
+-- Objects: private.llm_usage_hourly (per organization and UTC hour, one row for all its usage and
+-- one per model, per processor and per user: each grouping reads only its own rows, however many
+-- processors, users and models combine), private.roll_up_llm_usage() and its statement trigger
+-- on llm_usage_logs,
 -- private.llm_usage_summary() and the public get_llm_usage_summary().
 -- The rollup lives in private: only the summary functions read it, each for one organization.
 -- Grants: get_llm_usage_summary to authenticated (their organization); nothing to anon.
@@ -10,10 +12,9 @@
 create table private.llm_usage_hourly (
   organization_id uuid not null references public.organizations (id) on delete cascade,
   hour timestamptz not null,
-  processor_id uuid,
-  user_id uuid,
-  provider text not null,
-  model_name text not null,
+  dimension text not null check (dimension in ('all', 'model', 'processor', 'user')),
+  -- '' for all; provider/model_name; the processor's or user's id (null: none).
+  key text,
   calls bigint not null,
   failed_calls bigint not null,
   input_tokens bigint not null,
@@ -21,12 +22,12 @@ create table private.llm_usage_hourly (
   cache_read_tokens bigint not null,
   cache_write_tokens bigint not null,
   cost numeric not null,
-  constraint llm_usage_hourly_one_row_per_group
-  unique nulls not distinct (organization_id, hour, processor_id, user_id, provider, model_name)
+  constraint llm_usage_hourly_one_row_per_bucket
+  unique nulls not distinct (organization_id, dimension, hour, key)
 );
 
 comment on table private.llm_usage_hourly is
-'llm_usage_logs summed per organization, UTC hour, processor, user and model; cost sums the known costs.';
+'llm_usage_logs summed per organization, UTC hour and one of: all, model, processor, user; cost sums the known costs.';
 
 -- Definer: writes the private rollup, which the inserting role (the gateway's service role) cannot.
 -- Statement-level: a group-committed batch of usage rows is summed once per group.
@@ -38,18 +39,23 @@ set search_path = ''  -- empty: nothing on the caller's search_path can run with
 as $$
 begin
   insert into private.llm_usage_hourly as h (
-    organization_id, hour, processor_id, user_id, provider, model_name, calls, failed_calls,
-    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost
+    organization_id, hour, dimension, key, calls, failed_calls, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, cost
   )
   select
-    u.organization_id, date_trunc('hour', u.created_at, 'UTC'), u.processor_id, u.user_id, u.provider,
-    u.model_name, count(*), count(*) filter (where u.error_message is not null),
-    coalesce(sum(u.input_tokens), 0), coalesce(sum(u.output_tokens), 0), sum(u.cache_read_tokens),
-    sum(u.cache_write_tokens), coalesce(sum(u.estimated_cost), 0)
+    u.organization_id, date_trunc('hour', u.created_at, 'UTC'), d.dimension, d.key, count(*),
+    count(*) filter (where u.error_message is not null), coalesce(sum(u.input_tokens), 0),
+    coalesce(sum(u.output_tokens), 0), sum(u.cache_read_tokens), sum(u.cache_write_tokens),
+    coalesce(sum(u.estimated_cost), 0)
   from inserted_usage as u
+  cross join lateral (
+    values ('all', ''), ('model', u.provider || '/' || u.model_name), ('processor', u.processor_id::text),
+           ('user', u.user_id::text)
+  ) as d (dimension, key)
   where u.organization_id is not null
-  group by 1, 2, 3, 4, 5, 6
-  on conflict (organization_id, hour, processor_id, user_id, provider, model_name) do update
+  group by 1, 2, 3, 4
+  order by 1, 3, 2, 4  -- one lock order for every writer
+  on conflict (organization_id, dimension, hour, key) do update
     set calls = h.calls + excluded.calls,
         failed_calls = h.failed_calls + excluded.failed_calls,
         input_tokens = h.input_tokens + excluded.input_tokens,
@@ -107,13 +113,21 @@ begin
 
   return query
   with usage as (
-    select h.hour as at, h.processor_id, h.user_id, h.provider, h.model_name, h.calls, h.failed_calls,
-           h.input_tokens, h.output_tokens, h.cache_read_tokens, h.cache_write_tokens, h.cost
+    select h.hour as at, h.key, h.calls, h.failed_calls, h.input_tokens, h.output_tokens, h.cache_read_tokens,
+           h.cache_write_tokens, h.cost
     from private.llm_usage_hourly as h
-    where h.organization_id = p_organization_id and h.hour >= v_first_hour and h.hour < v_last_hour
+    where h.organization_id = p_organization_id
+      and h.dimension = case p_group_by when 'day' then 'all' else p_group_by end
+      and h.hour >= v_first_hour and h.hour < v_last_hour
     union all
-    select u.created_at, u.processor_id, u.user_id, u.provider, u.model_name, 1,
-           (u.error_message is not null)::int, coalesce(u.input_tokens, 0), coalesce(u.output_tokens, 0),
+    select u.created_at,
+           case p_group_by
+             when 'model' then u.provider || '/' || u.model_name
+             when 'processor' then u.processor_id::text
+             when 'user' then u.user_id::text
+             else ''
+           end,
+           1, (u.error_message is not null)::int, coalesce(u.input_tokens, 0), coalesce(u.output_tokens, 0),
            u.cache_read_tokens, u.cache_write_tokens, coalesce(u.estimated_cost, 0)
     from public.llm_usage_logs as u
     where u.organization_id = p_organization_id
@@ -121,12 +135,7 @@ begin
            or (u.created_at >= v_last_hour and u.created_at < p_to))
   )
   select
-    case p_group_by
-      when 'day' then to_char(date_trunc('day', usage.at, 'UTC') at time zone 'UTC', 'YYYY-MM-DD')
-      when 'model' then usage.provider || '/' || usage.model_name
-      when 'processor' then usage.processor_id::text
-      else usage.user_id::text
-    end,
+    case when p_group_by = 'day' then to_char(usage.at at time zone 'UTC', 'YYYY-MM-DD') else usage.key end,
     sum(usage.calls)::bigint, sum(usage.failed_calls)::bigint, sum(usage.input_tokens)::bigint,
     sum(usage.output_tokens)::bigint, sum(usage.cache_read_tokens)::bigint,
     sum(usage.cache_write_tokens)::bigint, sum(usage.cost)

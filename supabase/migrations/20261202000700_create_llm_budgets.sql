@@ -114,7 +114,10 @@ begin
   from (
     select h.cost from private.llm_usage_hourly as h
     where h.organization_id = new.organization_id and h.hour >= v_start and h.hour < v_hour
-      and (new.processor_id is null or h.processor_id = new.processor_id)
+      and (h.dimension, h.key) = (
+        case when new.processor_id is null then 'all' else 'processor' end,
+        coalesce(new.processor_id::text, '')
+      )
     union all
     select coalesce(u.estimated_cost, 0) from public.llm_usage_logs as u
     where u.organization_id = new.organization_id and u.created_at >= greatest(v_hour, v_start)

@@ -104,6 +104,9 @@ select throws_ok($$select * from public.llm_budgets$$, '42501', null, 'anon cann
 select tests.authenticate_as_service_role();
 select pg_temp.spend('org_a', 0.25);
 select pg_temp.spend('org_a', 0.5, 'proc_a');
+-- An earlier hour of this period where there is one: read back from the hourly rollup.
+select pg_temp.spend('org_a', 0.0625, null,
+                     greatest(date_trunc('month', now(), 'UTC'), date_trunc('hour', now(), 'UTC') - interval '30 minutes'));
 select pg_temp.spend('org_a', 7, null, date_trunc('month', now(), 'UTC') - interval '1 day');  -- last month
 select pg_temp.spend('org_b', 3);
 
@@ -153,7 +156,7 @@ select throws_ok($$update public.llm_budgets set period = 'day' where id = pg_te
 
 select results_eq(
   $$select spent, reserved, remaining from pg_temp.status('month_a')$$,
-  $$values (0.75::numeric, 0::numeric, 1.25::numeric)$$,
+  $$values (0.8125::numeric, 0::numeric, 1.1875::numeric)$$,
   'a budget created mid-period starts from this period''s spend of its scope, last month''s left out'
 );
 select results_eq(
@@ -163,12 +166,12 @@ select results_eq(
 select pg_temp.spend('org_a', 0.125, 'proc_a');
 select results_eq(
   $$select (select spent from pg_temp.status('month_a')), (select spent from pg_temp.status('day_proc_a'))$$,
-  $$values (0.875::numeric, 0.625::numeric)$$,
+  $$values (0.9375::numeric, 0.625::numeric)$$,
   'each usage row adds its cost to every budget it falls under'
 );
 select pg_temp.spend('org_a', 1, null, date_trunc('month', now(), 'UTC') - interval '1 hour');
 select results_eq(
-  $$select spent from pg_temp.status('month_a')$$, $$values (0.875::numeric)$$,
+  $$select spent from pg_temp.status('month_a')$$, $$values (0.9375::numeric)$$,
   'a row of the previous period counts there, not in the current one'
 );
 select tests.clear_authentication();
@@ -193,7 +196,7 @@ select lives_ok(
   $$select set_config('test.r1', public.reserve_llm_budget(pg_temp.id('org_a'), null, 'openai', 'budget-probe', 100000, 50000)::text, true)$$,
   'a call that fits is reserved'
 );
-select results_eq($$select reserved, remaining from pg_temp.status('month_a')$$, $$values (0.4::numeric, 0.725::numeric)$$,
+select results_eq($$select reserved, remaining from pg_temp.status('month_a')$$, $$values (0.4::numeric, 0.6625::numeric)$$,
   'the reservation is its worst case, at the highest input rate');
 select throws_ok(
   $$select public.reserve_llm_budget(pg_temp.id('org_a'), null, 'openai', 'budget-probe', 200000, 100000)$$,
@@ -202,7 +205,7 @@ select throws_ok(
 select matches(
   tests.error_of($$select public.reserve_llm_budget(pg_temp.id('org_a'), null, 'openai', 'budget-probe', 200000, 100000)$$)
   ->> 'message',
-  'monthly budget .* of 2 USD has 0\.725 USD left; this call may cost up to 0\.8 USD',
+  'monthly budget .* of 2 USD has 0\.6625 USD left; this call may cost up to 0\.8 USD',
   'the refusal names the budget and what remains'
 );
 select throws_ok(
@@ -222,7 +225,7 @@ select is(
 
 insert into public.llm_usage_logs (organization_id, provider, model_name, input_tokens, output_tokens, reservation_id)
 values (pg_temp.id('org_a'), 'openai', 'budget-probe', 100000, 25000, current_setting('test.r1')::uuid);
-select results_eq($$select spent, reserved from pg_temp.status('month_a')$$, $$values (1.025::numeric, 0::numeric)$$,
+select results_eq($$select spent, reserved from pg_temp.status('month_a')$$, $$values (1.0875::numeric, 0::numeric)$$,
   'the usage row replaces its reservation with the actual cost ($0.15) in the same transaction');
 
 select lives_ok(
@@ -231,7 +234,7 @@ select lives_ok(
 );
 select throws_ok(
   $$select public.reserve_llm_budget(pg_temp.id('org_a'), null, 'openai', 'budget-probe', 100000, 0)$$,
-  'PT402', null, 'while it holds, the remaining $0.075 cannot take a $0.30 call'
+  'PT402', null, 'while it holds, the remaining $0.0125 cannot take a $0.30 call'
 );
 select tests.clear_authentication();
 update private.llm_budget_reservations set expires_at = now() - interval '1 second' where id = current_setting('test.r2')::uuid;
