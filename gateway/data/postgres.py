@@ -35,7 +35,7 @@ from gateway.data.types import (
     ResolvedCall,
     UsageRecord,
 )
-from gateway.errors import GatewayError, NotFoundError
+from gateway.errors import BudgetExceeded, GatewayError, NotFoundError
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
 
@@ -66,7 +66,9 @@ _CALL_AS_SERVICE: Final = (
     "from (select current_setting('gateway.effective_config')::jsonb as c, %s::uuid as org, %s::uuid as run_id,"
     " %s::uuid as processor_id) as call"
 )
-_RESERVE: Final = "select public.reserve_llm_budget(%s, %s, %s, %s, %s, %s, %s)"
+# Concurrent calls' reservations in one round trip (group commit): the budget's counter row is
+# locked once per batch instead of once per call.
+_RESERVE: Final = "select call_index, reservation_id, refusal from public.reserve_llm_budgets(%s::jsonb)"
 _USAGE_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UsageRecord))
 # The gateway picks each row's id, which matches RETURNING's rows to the batch's callers
 # (RETURNING promises no order). Bound values, not one JSON parameter through
@@ -82,6 +84,7 @@ class PostgresDataAccess:
         self.pool = pool
         self._statement_timeout = f"{statement_timeout_ms}ms"
         self._usage: GroupCommit[UsageRecord, float | None] = GroupCommit(self._insert_usage)
+        self._reservations: GroupCommit[BudgetReservation, uuid.UUID | None] = GroupCommit(self._reserve_batch)
 
     @classmethod
     async def connect(
@@ -117,6 +120,7 @@ class PostgresDataAccess:
         return cls(pool, statement_timeout_ms=statement_timeout_ms)
 
     async def close(self) -> None:
+        await self._reservations.drain()
         await self._usage.drain()
         await self.pool.close()
 
@@ -160,23 +164,19 @@ class PostgresDataAccess:
         return ResolvedCall(EffectiveConfig(**config), key, hard_budget)
 
     async def reserve_budget(self, reservation: BudgetReservation) -> uuid.UUID | None:
-        r = reservation
-        rows = await self._run(
-            "service_role",
-            _SERVICE_CLAIMS,
-            _RESERVE,
-            (
-                r.organization_id,
-                r.processor_id,
-                r.provider,
-                r.model,
-                r.max_input_tokens,
-                r.max_output_tokens,
-                r.seconds,
-            ),
-        )
-        reservation_id: uuid.UUID | None = rows[0][0]
-        return reservation_id
+        return await self._reservations.submit(reservation)
+
+    async def _reserve_batch(self, reservations: Sequence[BudgetReservation]) -> list[uuid.UUID | Exception | None]:
+        calls = [
+            {**dataclasses.asdict(r), "organization_id": str(r.organization_id), "processor_id": _text(r.processor_id)}
+            for r in reservations
+        ]
+        rows = await self._run("service_role", _SERVICE_CLAIMS, _RESERVE, (json.dumps(calls),))
+        outcomes: dict[int, uuid.UUID | Exception | None] = {
+            index: BudgetExceeded(refusal) if refusal is not None else reservation_id
+            for index, reservation_id, refusal in rows
+        }
+        return [outcomes[n] for n in range(1, len(reservations) + 1)]
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         rows = await self._run(
@@ -269,6 +269,10 @@ def _config_params(
     caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
 ) -> tuple[uuid.UUID | None, ...]:
     return (organization_id, processor_id) if caller.role == "service_role" else (processor_id,)
+
+
+def _text(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _claims(caller: Caller) -> str:

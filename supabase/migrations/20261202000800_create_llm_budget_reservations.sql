@@ -283,3 +283,60 @@ grant execute on function public.reserve_llm_budget(uuid, uuid, text, text, inte
 grant execute on function public.get_llm_budget_status() to authenticated;
 -- The service role reads any organization's (background work, alerts).
 grant execute on function public.get_llm_budget_status_for_org(uuid) to service_role;
+
+-- Definer: reserve_llm_budget for many calls in one round trip, as a gateway batches the
+-- reservations of its concurrent calls: each call is reserved or refused on its own (a refusal
+-- undoes only that call's reservations), in order, so the batch takes each counter's lock once.
+create function private.reserve_llm_budgets(p_calls jsonb)
+returns table (call_index integer, reservation_id uuid, refusal text)
+language plpgsql
+volatile
+security definer
+set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
+as $$
+declare
+  v_call record;
+begin
+  if not coalesce(auth.role() = 'service_role', false) then
+    raise exception using errcode = '42501', message = 'only the service role may reserve budget';
+  end if;
+  for v_call in
+    select c.ordinality::integer as n, c.value as call
+    from jsonb_array_elements(coalesce(p_calls, '[]')) with ordinality as c
+  loop
+    call_index := v_call.n;
+    reservation_id := null;
+    refusal := null;
+    begin
+      reservation_id := private.reserve_llm_budget(
+        (v_call.call ->> 'organization_id')::uuid, (v_call.call ->> 'processor_id')::uuid,
+        v_call.call ->> 'provider', v_call.call ->> 'model', (v_call.call ->> 'max_input_tokens')::integer,
+        (v_call.call ->> 'max_output_tokens')::integer, (v_call.call ->> 'seconds')::integer
+      );
+    exception when sqlstate 'PT402' then
+      refusal := sqlerrm;
+    end;
+    return next;
+  end loop;
+end
+$$;
+
+-- Invoker: only the service role may call it; the definer checks again.
+create function public.reserve_llm_budgets(p_calls jsonb)
+returns table (call_index integer, reservation_id uuid, refusal text)
+language sql
+volatile
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
+as $$
+  select * from private.reserve_llm_budgets(p_calls)
+$$;
+
+comment on function public.reserve_llm_budgets(jsonb) is
+'reserve_llm_budget for a batch: [{organization_id, processor_id, provider, model, max_input_tokens, max_output_tokens, seconds}] → one row per call (1-based), a reservation id or the refusal. Service role only.';
+
+-- The public wrapper runs it as the service role.
+revoke execute on function private.reserve_llm_budgets(jsonb) from public;
+grant execute on function private.reserve_llm_budgets(jsonb) to service_role;
+-- Older projects auto-grant new public functions; the gateway (service role) alone reserves.
+revoke execute on function public.reserve_llm_budgets(jsonb) from public, anon, authenticated, service_role;
+grant execute on function public.reserve_llm_budgets(jsonb) to service_role;

@@ -2,7 +2,7 @@
 -- behind it): tables and columns, the catalog's uniqueness rules, RLS on every table, and the
 -- exact grants each API role holds, which must not depend on the project's default privileges.
 begin;
-select plan(90);
+select plan(93);
 
 -- Tables and columns ----------------------------------------------------------------------------
 
@@ -49,9 +49,9 @@ select columns_are('public', 'llm_budget_alerts',
 
 select functions_are('public', array[
   'store_org_api_key', 'delete_org_api_key', 'list_org_api_keys', 'get_org_api_key',
-  'get_effective_llm_config', 'get_effective_llm_config_for_org', 'reserve_llm_budget', 'get_llm_budget_status',
-  'get_llm_budget_status_for_org', 'get_llm_usage_summary', 'estimate_llm_cost'
-], 'public exposes exactly the eleven API functions');
+  'get_effective_llm_config', 'get_effective_llm_config_for_org', 'reserve_llm_budget', 'reserve_llm_budgets',
+  'get_llm_budget_status', 'get_llm_budget_status_for_org', 'get_llm_usage_summary', 'estimate_llm_cost'
+], 'public exposes exactly the twelve API functions');
 
 -- The model catalog -----------------------------------------------------------------------------
 
@@ -196,6 +196,9 @@ from (values
   ('reserve_llm_budget', '{uuid,uuid,text,text,integer,integer,integer}', 'anon', '{}'),
   ('reserve_llm_budget', '{uuid,uuid,text,text,integer,integer,integer}', 'authenticated', '{}'),
   ('reserve_llm_budget', '{uuid,uuid,text,text,integer,integer,integer}', 'service_role', '{EXECUTE}'),
+  ('reserve_llm_budgets', '{jsonb}', 'anon', '{}'),
+  ('reserve_llm_budgets', '{jsonb}', 'authenticated', '{}'),
+  ('reserve_llm_budgets', '{jsonb}', 'service_role', '{EXECUTE}'),
   ('get_llm_budget_status', '{}', 'anon', '{}'),
   ('get_llm_budget_status', '{}', 'authenticated', '{EXECUTE}'),
   ('get_llm_budget_status', '{}', 'service_role', '{}'),
@@ -243,6 +246,7 @@ select results_eq(
     ('org_api_key_secret_name', '{service_role}'),
     ('record_llm_budget_alerts', '{}'),
     ('reserve_llm_budget', '{service_role}'),
+    ('reserve_llm_budgets', '{service_role}'),
     ('resolve_llm_config', '{authenticated,service_role}'),
     ('roll_up_llm_usage', '{}'),
     ('set_updated_at', '{}'),
@@ -282,6 +286,7 @@ select results_eq(
     'private.open_llm_budget_period()',
     'private.record_llm_budget_alerts()',
     'private.reserve_llm_budget(uuid,uuid,text,text,integer,integer,integer)',
+    'private.reserve_llm_budgets(jsonb)',
     'private.roll_up_llm_usage()',
     'private.settle_llm_budget_reservations()',
     'private.store_org_api_key(uuid,text,text)'

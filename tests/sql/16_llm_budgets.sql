@@ -4,7 +4,7 @@
 -- reservations; each threshold alerts once per period. Rows are written as the gateway writes
 -- them: as the service role.
 begin;
-select plan(47);
+select plan(48);
 
 select tests.create_fixture_table();
 select tests.create_cast();
@@ -246,6 +246,20 @@ select isnt(
 );
 select results_eq($$select reserved from pg_temp.status('month_a')$$, $$values (0.3::numeric)$$,
   'only the live reservation remains');
+
+select results_eq(
+  format($$select reservation_id is not null, refusal is not null, coalesce(refusal like '%%USD left%%', false)
+           from public.reserve_llm_budgets(%L) order by call_index$$,
+         jsonb_build_array(
+           jsonb_build_object('organization_id', pg_temp.id('org_a'), 'provider', 'openai', 'model', 'budget-probe',
+                              'max_input_tokens', 1, 'max_output_tokens', 1, 'seconds', 60),
+           jsonb_build_object('organization_id', pg_temp.id('org_a'), 'provider', 'openai', 'model', 'budget-probe',
+                              'max_input_tokens', 10000000, 'max_output_tokens', 0, 'seconds', 60),
+           jsonb_build_object('organization_id', pg_temp.id('org_b'), 'provider', 'openai', 'model', 'budget-probe',
+                              'max_input_tokens', 10000000, 'max_output_tokens', 0, 'seconds', 60))),
+  $$values (true, false, false), (false, true, true), (false, false, false)$$,
+  'a batch reserves or refuses each call on its own, in order; a call without a hard budget reserves nothing'
+);
 
 -- Alerts --------------------------------------------------------------------------------------------------
 
