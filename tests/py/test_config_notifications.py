@@ -61,6 +61,9 @@ CHANGES: dict[str, Callable[[Database, Tenants], Any]] = {
         db, t, "select public.store_org_api_key(%s, 'openai', 'sk-notify-test-0001')", (t.acme.id,)
     ),
     "run deleted": lambda db, t: db.run("delete from runs where id = %s", (create_run(db, t),)),
+    "budget set": lambda db, t: admin_call(
+        db, t, "insert into llm_budgets (organization_id, period, limit_usd) values (%s, 'day', 5)", (t.acme.id,)
+    ),
 }
 
 
