@@ -1,7 +1,7 @@
 -- The usage dashboard's read: calls, tokens and cost per hour, kept as usage rows are written,
 -- so a 30-day summary reads about 720 hourly rows per bucket instead of every usage row.
 --
--- Objects: private.llm_usage_hourly (per organization and UTC hour, one row for all its usage and
+-- Objects: private.required_org_id() (the caller's organization, or 42501), private.llm_usage_hourly (per organization and UTC hour, one row for all its usage and
 -- one per model, per processor and per user: each grouping reads only its own rows, however many
 -- processors, users and models combine), private.roll_up_llm_usage() and its statement trigger
 -- on llm_usage_logs,
@@ -71,6 +71,26 @@ create trigger llm_usage_logs_roll_up
 after insert on public.llm_usage_logs
 referencing new table as inserted_usage
 for each statement execute function private.roll_up_llm_usage();
+
+-- Invoker: current_org_id() for functions that serve the caller's own organization, or 42501.
+create function private.required_org_id()
+returns uuid
+language plpgsql
+stable
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
+as $$
+declare
+  v_organization_id uuid := private.current_org_id();
+begin
+  if v_organization_id is null then
+    raise exception using
+      errcode = '42501',
+      message = 'the caller belongs to no organization',
+      hint = 'The token needs app_metadata.organization_id of an organization the user is a member of.';
+  end if;
+  return v_organization_id;
+end
+$$;
 
 -- Definer: reads the private rollup and every usage row of the organization (past RLS), so it
 -- checks the caller itself: the service role, or a member of exactly that organization.
@@ -155,22 +175,17 @@ language plpgsql
 stable
 set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
-declare
-  v_organization_id uuid := private.current_org_id();
 begin
-  if v_organization_id is null then
-    raise exception using
-      errcode = '42501',
-      message = 'the caller belongs to no organization',
-      hint = 'The token needs app_metadata.organization_id of an organization the user is a member of.';
-  end if;
-  return query select * from private.llm_usage_summary(v_organization_id, p_from, p_to, p_group_by);
+  return query select * from private.llm_usage_summary(private.required_org_id(), p_from, p_to, p_group_by);
 end
 $$;
 
 comment on function public.get_llm_usage_summary(timestamptz, timestamptz, text) is
 'The caller''s organization''s usage in [p_from, p_to) by day (UTC, YYYY-MM-DD), model (provider/model), processor or user.';
 
+-- Signed-in callers run it through the public functions of their own organization.
+revoke execute on function private.required_org_id() from public;
+grant execute on function private.required_org_id() to authenticated;
 -- The rollup is private; no API role reads or writes it directly.
 revoke all on table private.llm_usage_hourly from public, anon, authenticated, service_role;
 -- Trigger function: the trigger invokes it without EXECUTE privilege, so nobody needs a grant.

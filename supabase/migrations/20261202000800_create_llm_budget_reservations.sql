@@ -232,16 +232,8 @@ language plpgsql
 stable
 set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
-declare
-  v_organization_id uuid := private.current_org_id();
 begin
-  if v_organization_id is null then
-    raise exception using
-      errcode = '42501',
-      message = 'the caller belongs to no organization',
-      hint = 'The token needs app_metadata.organization_id of an organization the user is a member of.';
-  end if;
-  return query select * from private.llm_budget_status(v_organization_id);
+  return query select * from private.llm_budget_status(private.required_org_id());
 end
 $$;
 

@@ -12,7 +12,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -75,8 +75,7 @@ async def test_by_default_a_repeated_call_is_served_from_the_cache(listening: Ga
     gw.processor_for("anthropic")  # the profile to switch to (an announced change, made first)
     processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
     assert await provider_of_next_call(gw, token, processor) == "openai"
-    change_silently(gw.db, "update processors set configuration = %s where id = %s",
-                    (json.dumps({"llm_profile": "anthropic-test"}), processor))  # fmt: skip
+    set_profile_silently(gw.db, processor, "anthropic-test")
     assert await provider_of_next_call(gw, token, processor) == "openai"  # cached: nothing was announced
     other_token = gw.token(gw.tenants.acme.member, iat=1)  # another token is another entry
     assert await provider_of_next_call(gw, other_token, processor) == "anthropic"
@@ -176,46 +175,57 @@ def cut_listener(db: Database, role: str, *, allow_reconnect: bool) -> None:
             conn.execute(f"select pg_terminate_backend(pid) from pg_stat_activity where usename = '{role}'")
 
 
-async def test_while_the_listener_is_down_every_call_reads_the_database(
+@pytest.fixture
+async def own_listener(
     db: Database, tenants: Tenants, providers: FakeProviders, listen_role: str
-) -> None:
+) -> AsyncIterator[Gateway]:
+    """The gateway listening for changes through a connection of its own (`listen_role`)."""
     listen_url = f"postgresql://{listen_role}@{db.host}:{db.port}/{db.name}"
     async with running_gateway(db, tenants, providers, DATABASE_LISTEN_URL=listen_url) as gw:
         await cache_state(gw, "listening")
-        processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
-        assert await provider_of_next_call(gw, token, processor) == "openai"
+        gw.processor_for("anthropic")  # the profile to switch to
+        yield gw
 
-        cut_listener(db, listen_role, allow_reconnect=False)
-        await cache_state(gw, "bypassed")
-        switch = {"llm_profile": "anthropic-test"}
-        gw.processor_for("anthropic")
-        change_silently(db, "update processors set configuration = %s where id = %s", (json.dumps(switch), processor))
-        assert await provider_of_next_call(gw, token, processor) == "anthropic"  # not the cached openai
-        change_silently(db, "update processors set configuration = %s where id = %s",
-                        (json.dumps({"llm_profile": "openai-test"}), processor))  # fmt: skip
-        assert await provider_of_next_call(gw, token, processor) == "openai"  # nothing is cached meanwhile
 
-        cut_listener(db, listen_role, allow_reconnect=True)
-        await cache_state(gw, "listening")
-        assert await provider_of_next_call(gw, token, processor) == "openai"
-        change_silently(db, "update processors set configuration = %s where id = %s", (json.dumps(switch), processor))
-        assert await provider_of_next_call(gw, token, processor) == "openai"  # cached again once listening
+def set_profile_silently(db: Database, processor: uuid.UUID, profile: str) -> None:
+    change_silently(
+        db, "update processors set configuration = %s where id = %s", (json.dumps({"llm_profile": profile}), processor)
+    )
+
+
+async def test_while_the_listener_is_down_every_call_reads_the_database(
+    own_listener: Gateway, listen_role: str
+) -> None:
+    gw = own_listener
+    processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
+    assert await provider_of_next_call(gw, token, processor) == "openai"
+
+    cut_listener(gw.db, listen_role, allow_reconnect=False)
+    await cache_state(gw, "bypassed")
+    set_profile_silently(gw.db, processor, "anthropic-test")
+    assert await provider_of_next_call(gw, token, processor) == "anthropic"  # not the cached openai
+    set_profile_silently(gw.db, processor, "openai-test")
+    assert await provider_of_next_call(gw, token, processor) == "openai"  # nothing is cached meanwhile
+
+    cut_listener(gw.db, listen_role, allow_reconnect=True)
+    await cache_state(gw, "listening")
+    assert await provider_of_next_call(gw, token, processor) == "openai"
+    set_profile_silently(gw.db, processor, "anthropic-test")
+    assert await provider_of_next_call(gw, token, processor) == "openai"  # cached again once listening
 
 
 async def test_changes_announced_while_the_listener_was_down_are_not_served_stale(
-    db: Database, tenants: Tenants, providers: FakeProviders, listen_role: str
+    own_listener: Gateway, listen_role: str
 ) -> None:
-    listen_url = f"postgresql://{listen_role}@{db.host}:{db.port}/{db.name}"
-    async with running_gateway(db, tenants, providers, DATABASE_LISTEN_URL=listen_url) as gw:
-        await cache_state(gw, "listening")
-        processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
-        assert await provider_of_next_call(gw, token, processor) == "openai"
-        cut_listener(db, listen_role, allow_reconnect=False)
-        await cache_state(gw, "bypassed")
-        switch_to_anthropic(gw, processor)  # announced, but nobody is listening
-        cut_listener(db, listen_role, allow_reconnect=True)
-        await cache_state(gw, "listening")
-        assert await provider_of_next_call(gw, token, processor) == "anthropic"
+    gw = own_listener
+    processor, token = gw.processor_for("openai"), gw.token(gw.tenants.acme.member)
+    assert await provider_of_next_call(gw, token, processor) == "openai"
+    cut_listener(gw.db, listen_role, allow_reconnect=False)
+    await cache_state(gw, "bypassed")
+    switch_to_anthropic(gw, processor)  # announced, but nobody is listening
+    cut_listener(gw.db, listen_role, allow_reconnect=True)
+    await cache_state(gw, "listening")
+    assert await provider_of_next_call(gw, token, processor) == "anthropic"
 
 
 # Two gateway processes on one database -------------------------------------------------------------
@@ -285,8 +295,7 @@ def test_two_gateway_processes_see_every_change_within_a_second(
     assert [provider_in(base) for base in two_gateways] == ["openai", "openai"]
     first_model = model_in(two_gateways[0])
     assert model_in(two_gateways[1]) == first_model
-    switch = {"llm_profile": "anthropic-test"}
-    change_silently(db, "update processors set configuration = %s where id = %s", (json.dumps(switch), processor))
+    set_profile_silently(db, processor, "anthropic-test")
     assert [provider_in(base) for base in two_gateways] == ["openai", "openai"]
 
     # A processor's profile changed.

@@ -245,6 +245,7 @@ select results_eq(
     ('open_llm_budget_period', '{}'),
     ('org_api_key_secret_name', '{service_role}'),
     ('record_llm_budget_alerts', '{}'),
+    ('required_org_id', '{authenticated}'),
     ('reserve_llm_budget', '{service_role}'),
     ('reserve_llm_budgets', '{service_role}'),
     ('resolve_llm_config', '{authenticated,service_role}'),
