@@ -1,10 +1,11 @@
 -- The usage dashboard's read: calls, tokens and cost per hour, kept as usage rows are written,
 -- so a 30-day summary reads about 720 hourly rows per bucket instead of every usage row.
 --
--- Objects: private.required_org_id() (the caller's organization, or 42501), private.llm_usage_hourly (per organization and UTC hour, one row for all its usage and
--- one per model, per processor and per user: each grouping reads only its own rows, however many
--- processors, users and models combine), private.roll_up_llm_usage() and its statement trigger
--- on llm_usage_logs,
+-- Objects: private.required_org_id() (the caller's organization, or 42501),
+-- private.llm_usage_hourly (per organization and UTC hour, one row per model, per processor and
+-- per user: each grouping reads only its own rows, however many processors, users and models
+-- combine; the few models of an hour also give its total; kept by private.account_llm_usage(),
+-- a later migration),
 -- private.llm_usage_summary() and the public get_llm_usage_summary().
 -- The rollup lives in private: only the summary functions read it, each for one organization.
 -- Grants: get_llm_usage_summary to authenticated (their organization); nothing to anon.
@@ -12,8 +13,8 @@
 create table private.llm_usage_hourly (
   organization_id uuid not null references public.organizations (id) on delete cascade,
   hour timestamptz not null,
-  dimension text not null check (dimension in ('all', 'model', 'processor', 'user')),
-  -- '' for all; provider/model_name; the processor's or user's id (null: none).
+  dimension text not null check (dimension in ('model', 'processor', 'user')),
+  -- provider/model_name, or the processor's or user's id (null: none).
   key text,
   calls bigint not null,
   failed_calls bigint not null,
@@ -27,50 +28,7 @@ create table private.llm_usage_hourly (
 );
 
 comment on table private.llm_usage_hourly is
-'llm_usage_logs summed per organization, UTC hour and one of: all, model, processor, user; cost sums the known costs.';
-
--- Definer: writes the private rollup, which the inserting role (the gateway's service role) cannot.
--- Statement-level: a group-committed batch of usage rows is summed once per group.
-create function private.roll_up_llm_usage()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
-as $$
-begin
-  insert into private.llm_usage_hourly as h (
-    organization_id, hour, dimension, key, calls, failed_calls, input_tokens, output_tokens, cache_read_tokens,
-    cache_write_tokens, cost
-  )
-  select
-    u.organization_id, date_trunc('hour', u.created_at, 'UTC'), d.dimension, d.key, count(*),
-    count(*) filter (where u.error_message is not null), coalesce(sum(u.input_tokens), 0),
-    coalesce(sum(u.output_tokens), 0), sum(u.cache_read_tokens), sum(u.cache_write_tokens),
-    coalesce(sum(u.estimated_cost), 0)
-  from inserted_usage as u
-  cross join lateral (
-    values ('all', ''), ('model', u.provider || '/' || u.model_name), ('processor', u.processor_id::text),
-           ('user', u.user_id::text)
-  ) as d (dimension, key)
-  where u.organization_id is not null
-  group by 1, 2, 3, 4
-  order by 1, 3, 2, 4  -- one lock order for every writer
-  on conflict (organization_id, dimension, hour, key) do update
-    set calls = h.calls + excluded.calls,
-        failed_calls = h.failed_calls + excluded.failed_calls,
-        input_tokens = h.input_tokens + excluded.input_tokens,
-        output_tokens = h.output_tokens + excluded.output_tokens,
-        cache_read_tokens = h.cache_read_tokens + excluded.cache_read_tokens,
-        cache_write_tokens = h.cache_write_tokens + excluded.cache_write_tokens,
-        cost = h.cost + excluded.cost;
-  return null;
-end
-$$;
-
-create trigger llm_usage_logs_roll_up
-after insert on public.llm_usage_logs
-referencing new table as inserted_usage
-for each statement execute function private.roll_up_llm_usage();
+'llm_usage_logs summed per organization, UTC hour and one of: model, processor, user; cost sums the known costs.';
 
 -- Invoker: current_org_id() for functions that serve the caller's own organization, or 42501.
 create function private.required_org_id()
@@ -137,15 +95,14 @@ begin
            h.cache_write_tokens, h.cost
     from private.llm_usage_hourly as h
     where h.organization_id = p_organization_id
-      and h.dimension = case p_group_by when 'day' then 'all' else p_group_by end
+      and h.dimension = case p_group_by when 'day' then 'model' else p_group_by end
       and h.hour >= v_first_hour and h.hour < v_last_hour
     union all
     select u.created_at,
            case p_group_by
-             when 'model' then u.provider || '/' || u.model_name
              when 'processor' then u.processor_id::text
              when 'user' then u.user_id::text
-             else ''
+             else u.provider || '/' || u.model_name
            end,
            1, (u.error_message is not null)::int, coalesce(u.input_tokens, 0), coalesce(u.output_tokens, 0),
            u.cache_read_tokens, u.cache_write_tokens, coalesce(u.estimated_cost, 0)
@@ -188,8 +145,6 @@ revoke execute on function private.required_org_id() from public;
 grant execute on function private.required_org_id() to authenticated;
 -- The rollup is private; no API role reads or writes it directly.
 revoke all on table private.llm_usage_hourly from public, anon, authenticated, service_role;
--- Trigger function: the trigger invokes it without EXECUTE privilege, so nobody needs a grant.
-revoke execute on function private.roll_up_llm_usage() from public;
 -- The public wrapper runs it as the signed-in caller; the service role may read any organization.
 revoke execute on function private.llm_usage_summary(uuid, timestamptz, timestamptz, text) from public;
 grant execute on function private.llm_usage_summary(uuid, timestamptz, timestamptz, text) to authenticated, service_role;

@@ -5,7 +5,7 @@
 -- Objects: public.llm_budgets; private.llm_budget_periods (spent and reserved per budget and
 -- period, updated in the transaction that writes each usage row, so reading month-to-date is one
 -- row); private.llm_budget_period_start(); validation, announcement and period-opening triggers
--- on llm_budgets; private.account_llm_budget_spend() on llm_usage_logs.
+-- on llm_budgets. The counters are kept by private.account_llm_usage() (a later migration).
 -- Grants: members read their organization's budgets; owners and admins write them (RLS); the
 -- service role manages all; anon nothing. The counters are private: functions read them.
 
@@ -114,10 +114,10 @@ begin
   from (
     select h.cost from private.llm_usage_hourly as h
     where h.organization_id = new.organization_id and h.hour >= v_start and h.hour < v_hour
-      and (h.dimension, h.key) = (
-        case when new.processor_id is null then 'all' else 'processor' end,
-        coalesce(new.processor_id::text, '')
-      )
+      and case
+        when new.processor_id is null then h.dimension = 'model'
+        else h.dimension = 'processor' and h.key = new.processor_id::text
+      end
     union all
     select coalesce(u.estimated_cost, 0) from public.llm_usage_logs as u
     where u.organization_id = new.organization_id and u.created_at >= greatest(v_hour, v_start)
@@ -130,32 +130,6 @@ $$;
 create trigger llm_budgets_open_period
 after insert on public.llm_budgets
 for each row execute function private.open_llm_budget_period();
-
--- Definer: adds each batch of usage rows to the private counters of every budget they fall
--- under, in the transaction that writes them. Statement-level: once per group-committed batch.
-create function private.account_llm_budget_spend()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
-as $$
-begin
-  insert into private.llm_budget_periods as p (budget_id, period_start, spent_usd)
-  select b.id, private.llm_budget_period_start(b.period, u.created_at), sum(coalesce(u.estimated_cost, 0))
-  from inserted_usage as u
-  join public.llm_budgets as b
-    on b.organization_id = u.organization_id and (b.processor_id is null or b.processor_id = u.processor_id)
-  group by 1, 2
-  order by 1, 2  -- one lock order for every writer
-  on conflict (budget_id, period_start) do update set spent_usd = p.spent_usd + excluded.spent_usd;
-  return null;
-end
-$$;
-
-create trigger llm_usage_logs_account_budget_spend
-after insert on public.llm_usage_logs
-referencing new table as inserted_usage
-for each statement execute function private.account_llm_budget_spend();
 
 -- RLS on: the API roles see and change only the rows a policy below allows.
 alter table public.llm_budgets enable row level security;
@@ -197,5 +171,4 @@ revoke all on table private.llm_budget_periods from public, anon, authenticated,
 -- Only the definer functions of these migrations call it, as the owner: no API role needs it.
 revoke execute on function private.llm_budget_period_start(text, timestamptz) from public;
 -- Trigger functions: the trigger invokes them without EXECUTE privilege, so nobody needs a grant.
-revoke execute on function private.validate_llm_budget(), private.open_llm_budget_period(),
-  private.account_llm_budget_spend() from public;
+revoke execute on function private.validate_llm_budget(), private.open_llm_budget_period() from public;

@@ -6,7 +6,7 @@
 --
 -- Objects: private.llm_budget_reservations, llm_usage_logs.reservation_id,
 -- private.reserve_llm_budget() and public.reserve_llm_budget() (service role: the gateway),
--- private.settle_llm_budget_reservations() on llm_usage_logs, private.llm_budget_status() and
+-- private.llm_budget_status() and
 -- public.get_llm_budget_status() (members) / get_llm_budget_status_for_org() (service role).
 -- Grants: reserve and the _for_org status to service_role; get_llm_budget_status to
 -- authenticated; anon nothing.
@@ -132,38 +132,6 @@ begin
 end
 $$;
 
--- Definer: the inserting role (the gateway's service role) cannot reach the private counters.
--- A reservation released at expiry meanwhile is simply gone: its amount left the counter then.
-create function private.settle_llm_budget_reservations()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''  -- empty: nothing on the caller's search_path can run with the owner's rights
-as $$
-begin
-  with settled as (
-    delete from private.llm_budget_reservations as r
-    using inserted_usage as u
-    where u.reservation_id is not null and r.id = u.reservation_id
-    returning r.budget_id, r.period_start, r.amount_usd
-  ),
-  per_period as (
-    select s.budget_id, s.period_start, sum(s.amount_usd) as amount
-    from settled as s group by 1, 2
-  )
-  update private.llm_budget_periods as p
-  set reserved_usd = p.reserved_usd - per_period.amount
-  from per_period
-  where p.budget_id = per_period.budget_id and p.period_start = per_period.period_start;
-  return null;
-end
-$$;
-
-create trigger llm_usage_logs_settle_budget_reservations
-after insert on public.llm_usage_logs
-referencing new table as inserted_usage
-for each statement execute function private.settle_llm_budget_reservations();
-
 -- Invoker: only the service role may call it; the definer checks again.
 create function public.reserve_llm_budget(
   p_organization_id uuid,
@@ -258,8 +226,6 @@ comment on function public.get_llm_budget_status_for_org(uuid) is
 
 -- The reservations are private; only the definer functions of these migrations touch them.
 revoke all on table private.llm_budget_reservations from public, anon, authenticated, service_role;
--- Trigger function: the trigger invokes it without EXECUTE privilege, so nobody needs a grant.
-revoke execute on function private.settle_llm_budget_reservations() from public;
 -- The public wrappers run these as their caller (each checks who that is).
 revoke execute on function private.reserve_llm_budget(uuid, uuid, text, text, integer, integer, integer),
   private.llm_budget_status(uuid) from public;

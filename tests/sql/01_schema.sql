@@ -222,7 +222,7 @@ select results_eq(
     where p.pronamespace = 'private'::regnamespace
     order by 1$$,
   $$values
-    ('account_llm_budget_spend', '{}'::text[]),
+    ('account_llm_usage', '{}'::text[]),
     ('assert_can_manage_org_api_keys', '{}'),
     ('assert_llm_provider', '{service_role}'),
     ('assert_no_credentials', '{authenticated,service_role}'),
@@ -249,10 +249,8 @@ select results_eq(
     ('reserve_llm_budget', '{service_role}'),
     ('reserve_llm_budgets', '{service_role}'),
     ('resolve_llm_config', '{authenticated,service_role}'),
-    ('roll_up_llm_usage', '{}'),
     ('set_updated_at', '{}'),
     ('set_usage_estimated_cost', '{}'),
-    ('settle_llm_budget_reservations', '{}'),
     ('store_org_api_key', '{authenticated,service_role}'),
     ('validate_llm_budget', '{}'),
     ('validate_llm_global_settings', '{}'),
@@ -274,7 +272,7 @@ select results_eq(
     where p.pronamespace in ('public'::regnamespace, 'private'::regnamespace) and p.prosecdef
     order by 1$$,
   array[
-    'private.account_llm_budget_spend()',
+    'private.account_llm_usage()',
     'private.assert_organization_keeps_an_owner()',
     'private.current_org_id()',
     'private.current_org_role()',
@@ -288,8 +286,6 @@ select results_eq(
     'private.record_llm_budget_alerts()',
     'private.reserve_llm_budget(uuid,uuid,text,text,integer,integer,integer)',
     'private.reserve_llm_budgets(jsonb)',
-    'private.roll_up_llm_usage()',
-    'private.settle_llm_budget_reservations()',
     'private.store_org_api_key(uuid,text,text)'
   ],
   'security definer is used by exactly the deliberate private helpers'
