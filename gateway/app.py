@@ -26,7 +26,7 @@ from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
 from gateway.errors import AuthError, GatewayError, ProviderRateLimited
 from gateway.http_client import build_http_client
-from gateway.request import GatewayRequest
+from gateway.request import REQUEST_ID_HEADER, GatewayRequest
 from gateway.routes import Injected
 from gateway.routes.config import llm_config
 from gateway.routes.execute import execute_llm
@@ -115,8 +115,8 @@ def _cors(settings: Settings) -> CORSConfig | None:
     return CORSConfig(
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["authorization", "content-type", "apikey", "x-client-info", "x-region"],
-        expose_headers=["retry-after"],
+        allow_headers=["authorization", "content-type", "apikey", "x-client-info", "x-region", "x-request-id"],
+        expose_headers=["retry-after", "x-request-id"],
     )
 
 
@@ -152,7 +152,10 @@ def _gateway_error(request: Request[Any, Any, State], exc: GatewayError) -> Resp
         headers["retry-after"] = str(exc.retry_after)
     if isinstance(exc, AuthError):
         headers["www-authenticate"] = 'Bearer error="invalid_token"'
-    return _error(exc.status, exc.code, exc.message, headers)
+    if (request_id := request.state.get("request_id")) is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+    extra = {} if exc.attempts is None else {"attempts": exc.attempts}
+    return _error(exc.status, exc.code, exc.message, headers, **extra)
 
 
 def _validation_error(request: Request[Any, Any, State], exc: ValidationException) -> Response[Any]:

@@ -15,6 +15,8 @@ class GatewayError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        # The provider attempts made before the error, for its answer (see pipeline.py).
+        self.attempts: list[dict[str, object]] | None = None
 
 
 class BadRequest(GatewayError):
@@ -50,10 +52,16 @@ class BudgetExceeded(GatewayError):
 
 
 class ProviderError(GatewayError):
-    """The upstream LLM provider failed or answered with something unusable."""
+    """The upstream LLM provider failed or answered with something unusable. `retryable`: the
+    same request may succeed later (a connection error, 408, 5xx, overload); not so for a request
+    the provider refused as such, or a key it rejected."""
 
     status = 502
     code = "provider_error"
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 # The two below subclass ProviderError so callers can catch every upstream failure
@@ -63,13 +71,16 @@ class ProviderRateLimited(ProviderError):
     code = "provider_rate_limited"
 
     def __init__(self, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, retryable=True)
         self.retry_after = retry_after
 
 
 class ProviderTimeout(ProviderError):
     status = 504
     code = "provider_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
 
 
 class DatabaseUnavailable(GatewayError):

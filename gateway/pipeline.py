@@ -1,14 +1,23 @@
-"""The one execution pipeline every wire shape calls: resolution, budget, the provider call and
-its billing. Routes only translate their wire format to a `Call` and the outcome back."""
+"""The one execution pipeline every wire shape calls: resolution, then attempts at the provider,
+each with its budget reservation and its usage row, until one is served, the failure is not
+worth retrying, or the request's deadline passes. Routes only translate their wire format to a
+`Call` and the outcome back."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import math
+import time
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 from gateway import budget
 from gateway.data import Caller, EffectiveConfig, UsageRecord
+from gateway.errors import ProviderError, ProviderTimeout
 from gateway.providers import ChatMessage, CompletionRequest
+from gateway.retries import Deadline, wait_before_retry
 from gateway.services import Services
 from gateway.usage import BilledCompletion, complete_and_record
 
@@ -21,47 +30,85 @@ class Call:
     processor_id: uuid.UUID | None = None
     run_id: uuid.UUID | None = None
     operation_id: str | None = None
+    # Shared by the usage rows of every attempt (X-Request-Id).
+    request_id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
+    # Less than GATEWAY_REQUEST_DEADLINE_SECONDS, if the caller asks for it.
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    provider: str
+    model: str
+    outcome: Literal["ok", "error"]
+    error_code: str | None
+    response_time_ms: int
 
 
 @dataclass(frozen=True)
 class CallOutcome:
     config: EffectiveConfig
     billed: BilledCompletion
+    attempts: tuple[Attempt, ...]
 
 
 async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome:
     settings, data = services.settings, services.data_access
+    deadline = Deadline(min(settings.request_deadline, call.timeout_seconds or math.inf))
     resolved = await services.config_cache.resolve_call(
         data, caller, call.organization_id, call.processor_id, call.run_id
     )
     config = resolved.config
     # The system key also covers an organization key deleted since the configuration was read.
     api_key = resolved.org_api_key or settings.api_keys.get(config.provider, "")
-    request = CompletionRequest(
-        model=config.model, messages=call.messages, system=call.system, settings=config.settings
-    )
-    reservation_id = None
-    if resolved.hard_budget:
-        request, reservation_id = await budget.reserve(
-            data,
-            call.organization_id,
-            call.processor_id,
-            config.provider,
-            request,
-            settings.connect_timeout + settings.read_timeout,
+    request = CompletionRequest(config.model, call.messages, call.system, config.settings)
+    base_url = settings.base_urls.get(config.provider, "")
+    attempts: list[Attempt] = []
+    while True:
+        seconds = deadline.remaining()
+        if seconds <= 0:
+            raise _with_attempts(
+                ProviderTimeout("the request's deadline passed before the provider answered"), attempts
+            )
+        to_send, reservation_id = request, None
+        if resolved.hard_budget:
+            to_send, reservation_id = await budget.reserve(
+                data, call.organization_id, call.processor_id, config.provider, request, seconds
+            )
+        row = UsageRecord(
+            organization_id=call.organization_id,
+            provider=config.provider,
+            # The catalog's id, which the database prices; the provider may answer with a dated alias.
+            model_name=config.model,
+            user_id=caller.user_id if caller.role == "authenticated" else None,
+            processor_id=call.processor_id,
+            run_id=call.run_id,
+            operation_id=call.operation_id,
+            reservation_id=reservation_id,
+            request_id=call.request_id,
+            attempt=len(attempts) + 1,
         )
-    row = UsageRecord(
-        organization_id=call.organization_id,
-        provider=config.provider,
-        # The catalog's id, which the database prices; the provider may answer with a dated alias.
-        model_name=config.model,
-        user_id=caller.user_id if caller.role == "authenticated" else None,
-        processor_id=call.processor_id,
-        run_id=call.run_id,
-        operation_id=call.operation_id,
-        reservation_id=reservation_id,
-    )
-    billed = await complete_and_record(
-        services.http_client, data, row, settings.base_urls.get(config.provider, ""), api_key, request
-    )
-    return CallOutcome(config, billed)
+        started = time.perf_counter()
+        try:
+            billed = await complete_and_record(
+                services.http_client, data, row, base_url, api_key, to_send, seconds=seconds
+            )
+        except ProviderError as exc:
+            attempts.append(Attempt(config.provider, config.model, "error", exc.code, _ms(started)))
+            retry = len(attempts)
+            wait = wait_before_retry(exc, retry, deadline) if retry <= settings.max_retries else None
+            if wait is None:
+                raise _with_attempts(exc, attempts) from None
+            await asyncio.sleep(wait)
+            continue
+        attempts.append(Attempt(config.provider, config.model, "ok", None, billed.response_time_ms))
+        return CallOutcome(config, billed, tuple(attempts))
+
+
+def _with_attempts(error: ProviderError, attempts: list[Attempt]) -> ProviderError:
+    error.attempts = [dataclasses.asdict(attempt) for attempt in attempts]
+    return error
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

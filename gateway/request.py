@@ -1,12 +1,18 @@
-"""The gateway's request class: every body a client sends gets a client error, never a crash."""
+"""The gateway's request class (every body a client sends gets a client error, never a crash), and
+the request id a request is known by in its answer, its usage rows and its log lines."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.exceptions import SerializationException
+
+from gateway.errors import BadRequest
+
+REQUEST_ID_HEADER = "x-request-id"
 
 
 class GatewayRequest(Request[Any, Any, State]):
@@ -17,3 +23,14 @@ class GatewayRequest(Request[Any, Any, State]):
             return await super().json()
         except RecursionError:
             raise SerializationException("the JSON body is nested too deeply") from None
+
+
+def request_id_of(request: Request[Any, Any, State]) -> uuid.UUID:
+    """The caller's X-Request-Id (a UUID), or a new one; kept on the request for its answer."""
+    given = request.headers.get(REQUEST_ID_HEADER)
+    try:
+        request_id = uuid.uuid4() if given is None else uuid.UUID(given)
+    except ValueError:
+        raise BadRequest(f"{REQUEST_ID_HEADER} must be a UUID") from None
+    request.state.request_id = str(request_id)
+    return request_id

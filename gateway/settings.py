@@ -60,6 +60,11 @@ class Settings:
 
     max_connections: int = 100
     """PROVIDER_MAX_CONNECTIONS: pooled connections to providers, per worker."""
+    max_retries: int = 1
+    """PROVIDER_MAX_RETRIES: extra attempts on the same provider after a retryable failure."""
+    request_deadline: float = 120.0
+    """GATEWAY_REQUEST_DEADLINE_SECONDS: all of a request's attempts and waits end by then (504);
+    a request may ask for less with `timeout_seconds`."""
 
     database_pool_size: int = 10
     """DATABASE_POOL_SIZE: maximum database connections per worker (DATABASE_URL only)."""
@@ -124,6 +129,8 @@ class Settings:
             connect_timeout=env.number("PROVIDER_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout),
             read_timeout=env.number("PROVIDER_READ_TIMEOUT_SECONDS", cls.read_timeout),
             max_connections=env.integer("PROVIDER_MAX_CONNECTIONS", cls.max_connections, 1, 10_000),
+            max_retries=env.integer("PROVIDER_MAX_RETRIES", cls.max_retries, 0, 10),
+            request_deadline=env.number("GATEWAY_REQUEST_DEADLINE_SECONDS", cls.request_deadline),
             database_pool_size=env.integer("DATABASE_POOL_SIZE", cls.database_pool_size, 1, 1_000),
             database_timeout=env.number("DATABASE_TIMEOUT_SECONDS", cls.database_timeout),
             config_cache_seconds=env.number(

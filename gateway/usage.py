@@ -50,11 +50,14 @@ async def complete_and_record(
     base_url: str,
     api_key: str,
     request: CompletionRequest,
+    *,
+    seconds: float | None = None,
 ) -> BilledCompletion:
-    """Call `row.provider` and commit `row`, completed with the call's tokens, time or error."""
+    """Call `row.provider` (in at most `seconds` when given) and commit `row`, completed with the
+    call's tokens, time or error."""
     started = time.perf_counter()
     try:
-        completion = await complete(client, row.provider, base_url, api_key, request)
+        completion = await complete(client, row.provider, base_url, api_key, request, seconds=seconds)
     except _REJECTED_BEFORE_SENDING:
         raise
     except ProviderError as exc:

@@ -92,6 +92,9 @@ class UsageRecord:
     error_message: str | None = None
     # The budget reservation the row settles, when a hard budget applied.
     reservation_id: uuid.UUID | None = None
+    # The request this call was an attempt of, and which attempt (1, 2, ...).
+    request_id: uuid.UUID | None = None
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)

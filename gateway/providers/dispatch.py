@@ -40,6 +40,9 @@ DEFAULT_BASE_URLS: Mapping[str, str] = {
 }
 
 REDACTED = "[redacted]"
+# Answers after which the same request may succeed: timeout, rate limit, server errors, and
+# Anthropic's 529 overloaded (Gemini's UNAVAILABLE and RESOURCE_EXHAUSTED come as 503 and 429).
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 _MAX_DETAIL = 500
 # Providers echo keys partly masked ("sk-proj-****...6XcA") or cut; any token sharing
 # this many consecutive characters with the key, or masked with asterisks, is removed.
@@ -52,9 +55,16 @@ _JSON = msgspec.json.Encoder()
 
 
 async def complete(
-    client: aiohttp.ClientSession, provider: str, base_url: str, api_key: str, request: CompletionRequest
+    client: aiohttp.ClientSession,
+    provider: str,
+    base_url: str,
+    api_key: str,
+    request: CompletionRequest,
+    *,
+    seconds: float | None = None,
 ) -> Completion:
-    """Run one chat completion on `provider`, using the client's own timeouts.
+    """Run one chat completion on `provider`, using the client's own timeouts and, when given, at
+    most `seconds` in all.
 
     Everything is validated before any I/O. Raises ConfigError, BadRequest,
     UnsupportedSetting, ProviderError, ProviderRateLimited or ProviderTimeout, and
@@ -73,7 +83,11 @@ async def complete(
         # encoded=True: the URL goes out exactly as the adapter quoted it (a model id's ":" or "?"
         # stays escaped inside its path segment).
         async with client.post(
-            URL(wire.url, encoded=True), data=_JSON.encode(wire.body), headers=headers, allow_redirects=False
+            URL(wire.url, encoded=True),
+            data=_JSON.encode(wire.body),
+            headers=headers,
+            allow_redirects=False,
+            timeout=_within(client.timeout, seconds),
         ) as response:
             content = await response.read()
     # aiohttp's timeouts (connect, pool, read) are TimeoutErrors, some also ClientErrors.
@@ -81,8 +95,8 @@ async def complete(
         raise ProviderTimeout(f"{provider}: request timed out ({type(exc).__name__})") from exc
     except aiohttp.InvalidURL as exc:
         raise ConfigError(f"{provider}: invalid base URL") from exc
-    except aiohttp.ClientError as exc:
-        raise ProviderError(f"{provider}: request failed ({type(exc).__name__})") from exc
+    except aiohttp.ClientError as exc:  # refused, reset, closed mid-answer: worth another try
+        raise ProviderError(f"{provider}: request failed ({type(exc).__name__})", retryable=True) from exc
 
     body = _read_json(content)
     status = response.status
@@ -101,7 +115,15 @@ async def complete(
         if retry_after is None and adapter.retry_after is not None and body is not _NOT_JSON:
             retry_after = adapter.retry_after(body)
         raise ProviderRateLimited(message, retry_after)
-    raise ProviderError(message)
+    raise ProviderError(message, retryable=status in RETRYABLE_STATUSES)
+
+
+def _within(timeout: aiohttp.ClientTimeout, seconds: float | None) -> aiohttp.ClientTimeout:
+    """The client's timeouts, with a total of at most `seconds` (what is left of a deadline)."""
+    if seconds is None:
+        return timeout
+    total = seconds if timeout.total is None else min(timeout.total, seconds)
+    return aiohttp.ClientTimeout(total=total, connect=timeout.connect, sock_read=timeout.sock_read)
 
 
 def _check_request(request: CompletionRequest) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import post
+from litestar import Request, Response, post
+from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from gateway import pipeline
@@ -15,6 +17,7 @@ from gateway.auth import organization_of
 from gateway.data import Caller
 from gateway.pipeline import Call
 from gateway.providers import ChatMessage
+from gateway.request import REQUEST_ID_HEADER, request_id_of
 from gateway.routes import Injected, error_responses
 from gateway.services import Services
 from gateway.storable import unstorable
@@ -38,6 +41,9 @@ class ExecuteRequest(msgspec.Struct, forbid_unknown_fields=True):
     run_id: uuid.UUID | None = None
     operation_id: Annotated[str, msgspec.Meta(max_length=OPERATION_ID_MAX)] | None = None
     organization_id: Annotated[uuid.UUID, msgspec.Meta(description="Service-role tokens only.")] | None = None
+    timeout_seconds: (
+        Annotated[float, msgspec.Meta(gt=0, le=3600, description="Less than the gateway's deadline, if wanted.")] | None
+    ) = None
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
@@ -69,6 +75,14 @@ class ConfigOut(msgspec.Struct):
     api_key_source: Literal["organization", "system"]
 
 
+class AttemptOut(msgspec.Struct):
+    provider: str
+    model: str
+    outcome: Literal["ok", "error"]
+    error_code: str | None
+    response_time_ms: int
+
+
 class ExecuteResponse(msgspec.Struct):
     content: str
     provider: str
@@ -77,6 +91,7 @@ class ExecuteResponse(msgspec.Struct):
     estimated_cost: float | None
     response_time_ms: int
     config: ConfigOut
+    attempts: list[AttemptOut]
 
 
 @post(
@@ -89,14 +104,18 @@ async def execute_llm(
     data: JSONBody[ExecuteRequest],
     caller: Injected[Caller],
     services: Injected[Services],
-) -> ExecuteResponse:
+    request: Request[Any, Any, State],
+) -> Response[ExecuteResponse]:
     messages = (
         (ChatMessage(role="user", content=data.prompt),)
         if data.prompt is not None
         else tuple(ChatMessage(role=m.role, content=m.content) for m in data.messages or ())
     )
+    request_id = request_id_of(request)
     call = Call(
         organization_id=organization_of(caller, data.organization_id),
+        request_id=request_id,
+        timeout_seconds=data.timeout_seconds,
         messages=messages,
         system=data.system,
         processor_id=data.processor_id,
@@ -106,7 +125,7 @@ async def execute_llm(
     outcome = await pipeline.execute(services, caller, call)
     config, billed = outcome.config, outcome.billed
     completion, usage = billed.completion, billed.completion.usage
-    return ExecuteResponse(
+    answer = ExecuteResponse(
         content=completion.content,
         provider=config.provider,
         model=completion.model,
@@ -120,4 +139,6 @@ async def execute_llm(
         estimated_cost=billed.estimated_cost,
         response_time_ms=billed.response_time_ms,
         config=ConfigOut(source=config.source, profile=config.profile, api_key_source=config.api_key_source),
+        attempts=[AttemptOut(**dataclasses.asdict(attempt)) for attempt in outcome.attempts],
     )
+    return Response(answer, headers={REQUEST_ID_HEADER: str(request_id)})

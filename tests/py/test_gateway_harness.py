@@ -76,6 +76,9 @@ def gateway_env(db: Database, providers: FakeProviders, **overrides: str) -> dic
         "PROVIDER_CONNECT_TIMEOUT_SECONDS": "2",
         "PROVIDER_READ_TIMEOUT_SECONDS": "5",
         "DATABASE_POOL_SIZE": "4",
+        # One provider answer per call, so a test of one failure sees exactly it; the retries have
+        # their own tests (test_gateway_retries.py), with the product's default and others.
+        "PROVIDER_MAX_RETRIES": "0",
     }
     for provider in PROVIDERS:
         env[f"{provider.upper()}_API_KEY"] = SYSTEM_KEYS[provider]

@@ -37,7 +37,7 @@ select columns_are('public', 'llm_global_settings',
 select columns_are('public', 'llm_usage_logs',
   array['id', 'organization_id', 'processor_id', 'run_id', 'user_id', 'operation_id', 'provider', 'model_name',
         'input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'estimated_cost',
-        'response_time_ms', 'error_message', 'created_at', 'reservation_id'],
+        'response_time_ms', 'error_message', 'created_at', 'reservation_id', 'request_id', 'attempt'],
   'llm_usage_logs has exactly its documented columns');
 select columns_are('public', 'llm_budgets',
   array['id', 'organization_id', 'processor_id', 'period', 'limit_usd', 'hard', 'alert_thresholds', 'created_at',
