@@ -19,6 +19,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from gateway.auth import TokenVerifier
+from gateway.breaker import Breakers
 from gateway.config_cache import ConfigCache
 from gateway.data import Caller, DataAccess
 from gateway.data.listener import ConfigChangeListener
@@ -67,6 +68,7 @@ def create_app(
                 data_access=data_access,
                 verifier=TokenVerifier(settings, client),
                 config_cache=config_cache,
+                breakers=Breakers(settings.breaker_failures, settings.breaker_window, settings.breaker_cooldown),
             )
             yield
 

@@ -83,6 +83,13 @@ class ProviderTimeout(ProviderError):
         super().__init__(message, retryable=True)
 
 
+class ProviderUnavailable(ProviderError):
+    """The provider's circuit breaker is open: the call was skipped, nothing was sent."""
+
+    status = 503
+    code = "provider_unavailable"
+
+
 class DatabaseUnavailable(GatewayError):
     status = 503
     code = "database_unavailable"

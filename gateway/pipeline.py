@@ -15,7 +15,7 @@ from typing import Literal
 
 from gateway import budget
 from gateway.data import Caller, EffectiveConfig, UsageRecord
-from gateway.errors import ProviderError, ProviderTimeout
+from gateway.errors import ProviderError, ProviderTimeout, ProviderUnavailable
 from gateway.providers import ChatMessage, CompletionRequest
 from gateway.retries import Deadline, wait_before_retry
 from gateway.services import Services
@@ -40,7 +40,7 @@ class Call:
 class Attempt:
     provider: str
     model: str
-    outcome: Literal["ok", "error"]
+    outcome: Literal["ok", "error", "skipped"]
     error_code: str | None
     response_time_ms: int
 
@@ -70,6 +70,11 @@ async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome
             raise _with_attempts(
                 ProviderTimeout("the request's deadline passed before the provider answered"), attempts
             )
+        if not services.breakers.allow(base_url):
+            attempts.append(Attempt(config.provider, config.model, "skipped", ProviderUnavailable.code, 0))
+            raise _with_attempts(
+                ProviderUnavailable(f"{config.provider} is failing; calls to it are paused for a while"), attempts
+            )
         to_send, reservation_id = request, None
         if resolved.hard_budget:
             to_send, reservation_id = await budget.reserve(
@@ -94,6 +99,7 @@ async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome
                 services.http_client, data, row, base_url, api_key, to_send, seconds=seconds
             )
         except ProviderError as exc:
+            services.breakers.record(base_url, failed=exc.retryable)
             attempts.append(Attempt(config.provider, config.model, "error", exc.code, _ms(started)))
             retry = len(attempts)
             wait = wait_before_retry(exc, retry, deadline) if retry <= settings.max_retries else None
@@ -101,6 +107,7 @@ async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome
                 raise _with_attempts(exc, attempts) from None
             await asyncio.sleep(wait)
             continue
+        services.breakers.record(base_url, failed=False)
         attempts.append(Attempt(config.provider, config.model, "ok", None, billed.response_time_ms))
         return CallOutcome(config, billed, tuple(attempts))
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gateway.auth import TokenVerifier
+from gateway.breaker import Breakers
 from gateway.config_cache import ConfigCache
 from gateway.data import DataAccess
 from gateway.settings import Settings
@@ -23,3 +24,4 @@ class Services:
     data_access: DataAccess
     verifier: TokenVerifier
     config_cache: ConfigCache
+    breakers: Breakers

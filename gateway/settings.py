@@ -62,6 +62,12 @@ class Settings:
     """PROVIDER_MAX_CONNECTIONS: pooled connections to providers, per worker."""
     max_retries: int = 1
     """PROVIDER_MAX_RETRIES: extra attempts on the same provider after a retryable failure."""
+    breaker_failures: int = 5
+    """PROVIDER_BREAKER_FAILURES: consecutive retryable failures that open a provider's breaker."""
+    breaker_window: float = 30.0
+    """PROVIDER_BREAKER_WINDOW_SECONDS: within how long those failures must come."""
+    breaker_cooldown: float = 30.0
+    """PROVIDER_BREAKER_COOLDOWN_SECONDS: how long an open breaker skips its provider before a trial call."""
     request_deadline: float = 120.0
     """GATEWAY_REQUEST_DEADLINE_SECONDS: all of a request's attempts and waits end by then (504);
     a request may ask for less with `timeout_seconds`."""
@@ -131,6 +137,9 @@ class Settings:
             max_connections=env.integer("PROVIDER_MAX_CONNECTIONS", cls.max_connections, 1, 10_000),
             max_retries=env.integer("PROVIDER_MAX_RETRIES", cls.max_retries, 0, 10),
             request_deadline=env.number("GATEWAY_REQUEST_DEADLINE_SECONDS", cls.request_deadline),
+            breaker_failures=env.integer("PROVIDER_BREAKER_FAILURES", cls.breaker_failures, 1, 1_000),
+            breaker_window=env.number("PROVIDER_BREAKER_WINDOW_SECONDS", cls.breaker_window),
+            breaker_cooldown=env.number("PROVIDER_BREAKER_COOLDOWN_SECONDS", cls.breaker_cooldown),
             database_pool_size=env.integer("DATABASE_POOL_SIZE", cls.database_pool_size, 1, 1_000),
             database_timeout=env.number("DATABASE_TIMEOUT_SECONDS", cls.database_timeout),
             config_cache_seconds=env.number(

@@ -78,7 +78,7 @@ class ConfigOut(msgspec.Struct):
 class AttemptOut(msgspec.Struct):
     provider: str
     model: str
-    outcome: Literal["ok", "error"]
+    outcome: Literal["ok", "error", "skipped"]
     error_code: str | None
     response_time_ms: int
 

@@ -17,9 +17,10 @@ async def health() -> dict[str, str]:
 
 @get(
     "/ready",
-    summary="The database answers (503 otherwise); config_cache: off, ttl, listening, or bypassed",
+    summary="The database answers (503 otherwise); config_cache: off, ttl, listening or bypassed; "
+    "breakers: each provider base URL's circuit breaker (closed, open, half_open)",
     responses=error_responses(503),
 )
-async def ready(services: Injected[Services]) -> dict[str, str]:
+async def ready(services: Injected[Services]) -> dict[str, object]:
     await services.data_access.ping()
-    return {**OK, "config_cache": services.config_cache.state}
+    return {**OK, "config_cache": services.config_cache.state, "breakers": services.breakers.states()}
