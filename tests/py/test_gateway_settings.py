@@ -22,6 +22,8 @@ def test_minimal_direct_postgres_deployment() -> None:
     assert settings.api_keys == {}
     assert settings.base_urls == DEFAULT_BASE_URLS
     assert (settings.connect_timeout, settings.read_timeout) == (5.0, 300.0)
+    assert (settings.max_retries, settings.request_deadline) == (1, 120.0)
+    assert (settings.breaker_failures, settings.breaker_window, settings.breaker_cooldown) == (5, 30.0, 30.0)
     # Cached, with change notifications keeping it fresh; the TTL is only a safety net.
     assert settings.config_cache_seconds == 60 and settings.database_listen_url is None
 
@@ -83,6 +85,10 @@ def test_provider_keys_base_urls_and_timeouts_come_from_their_variables() -> Non
         ({**DIRECT, "GATEWAY_LOG_LEVEL": "loud"}, "GATEWAY_LOG_LEVEL"),
         ({**DIRECT, "GATEWAY_CONFIG_CACHE_SECONDS": "-1"}, "GATEWAY_CONFIG_CACHE_SECONDS"),
         ({**DIRECT, "DATABASE_LISTEN_URL": "http://db:5432"}, "DATABASE_LISTEN_URL"),
+        ({**DIRECT, "PROVIDER_MAX_RETRIES": "-1"}, "PROVIDER_MAX_RETRIES"),
+        ({**DIRECT, "GATEWAY_REQUEST_DEADLINE_SECONDS": "0"}, "GATEWAY_REQUEST_DEADLINE_SECONDS"),
+        ({**DIRECT, "PROVIDER_BREAKER_FAILURES": "0"}, "PROVIDER_BREAKER_FAILURES"),
+        ({**DIRECT, "PROVIDER_BREAKER_COOLDOWN_SECONDS": "soon"}, "PROVIDER_BREAKER_COOLDOWN_SECONDS"),
         ({**DIRECT, "GATEWAY_CORS_ORIGINS": "app.example.com"}, "GATEWAY_CORS_ORIGINS"),
         ({**DIRECT, "GATEWAY_CORS_ORIGINS": "https://app.example.com/path"}, "GATEWAY_CORS_ORIGINS"),
     ],
