@@ -27,7 +27,7 @@ from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
 from gateway.errors import AuthError, GatewayError, ProviderRateLimited
 from gateway.http_client import build_http_client
-from gateway.request import REQUEST_ID_HEADER, GatewayRequest
+from gateway.request import REQUEST_ID_HEADER, GatewayRequest, echoed_request_id
 from gateway.routes import Injected
 from gateway.routes.config import llm_config
 from gateway.routes.execute import execute_llm
@@ -154,7 +154,7 @@ def _gateway_error(request: Request[Any, Any, State], exc: GatewayError) -> Resp
         headers["retry-after"] = str(exc.retry_after)
     if isinstance(exc, AuthError):
         headers["www-authenticate"] = 'Bearer error="invalid_token"'
-    if (request_id := request.state.get("request_id")) is not None:
+    if (request_id := echoed_request_id(request)) is not None:
         headers[REQUEST_ID_HEADER] = request_id
     extra = {} if exc.attempts is None else {"attempts": exc.attempts}
     return _error(exc.status, exc.code, exc.message, headers, **extra)

@@ -13,6 +13,8 @@ from litestar.exceptions import SerializationException
 from gateway.errors import BadRequest
 
 REQUEST_ID_HEADER = "x-request-id"
+# Where the request id is kept for the error handlers: the ASGI scope, cheaper than request.state.
+REQUEST_ID_SCOPE_KEY = "gateway.request_id"
 
 
 class GatewayRequest(Request[Any, Any, State]):
@@ -32,5 +34,11 @@ def request_id_of(request: Request[Any, Any, State]) -> uuid.UUID:
         request_id = uuid.uuid4() if given is None else uuid.UUID(given)
     except ValueError:
         raise BadRequest(f"{REQUEST_ID_HEADER} must be a UUID") from None
-    request.state.request_id = str(request_id)
+    request.scope[REQUEST_ID_SCOPE_KEY] = str(request_id)  # type: ignore[literal-required]
     return request_id
+
+
+def echoed_request_id(request: Request[Any, Any, State]) -> str | None:
+    """The request id to echo in an answer, once the route has taken it."""
+    value: str | None = request.scope.get(REQUEST_ID_SCOPE_KEY)  # type: ignore[assignment]
+    return value

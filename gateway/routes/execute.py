@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
@@ -139,6 +138,8 @@ async def execute_llm(
         estimated_cost=billed.estimated_cost,
         response_time_ms=billed.response_time_ms,
         config=ConfigOut(source=config.source, profile=config.profile, api_key_source=config.api_key_source),
-        attempts=[AttemptOut(**dataclasses.asdict(attempt)) for attempt in outcome.attempts],
+        attempts=[
+            AttemptOut(a.provider, a.model, a.outcome, a.error_code, a.response_time_ms) for a in outcome.attempts
+        ],
     )
     return Response(answer, headers={REQUEST_ID_HEADER: str(request_id)})

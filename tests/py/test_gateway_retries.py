@@ -70,10 +70,12 @@ async def test_a_failure_of_the_request_or_the_key_is_not_retried(retrying: Gate
 async def test_when_retries_run_out_the_last_failure_is_the_answer(retrying: Gateway) -> None:
     gw = retrying
     gw.providers.script("openai", Failure(500, "boom"), Failure(503, "still down"))
-    status, body, _ = await call(gw)
+    status, body, headers = await call(gw)
     assert status == 502 and "still down" in body["error"]["message"]
     assert len(body["error"]["attempts"]) == 2
     assert [r["attempt"] for r in gw.usage_rows()] == [1, 2]
+    # The error answer names the request its rows carry.
+    assert {r["request_id"] for r in gw.usage_rows()} == {uuid.UUID(headers["x-request-id"])}
 
 
 async def test_retry_after_is_honoured(retrying: Gateway) -> None:
