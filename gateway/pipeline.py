@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import logging
 import math
 import time
 import uuid
@@ -15,11 +17,14 @@ from typing import Literal
 
 from gateway import budget
 from gateway.data import Caller, EffectiveConfig, UsageRecord
-from gateway.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from gateway.errors import GatewayError, ProviderError, ProviderTimeout, ProviderUnavailable
 from gateway.providers import ChatMessage, CompletionRequest
 from gateway.retries import Deadline, wait_before_retry
 from gateway.services import Services
 from gateway.usage import BilledCompletion, complete_and_record
+
+# One JSON line per execute call, for log pipelines: its own logger, so operators can route it.
+request_log = logging.getLogger("gateway.requests")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,37 @@ class CallOutcome:
 
 
 async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome:
+    """Run `call`, and log one JSON line about it (ids, provider, model, status, duration, number
+    of attempts: never a key, a prompt or a completion)."""
+    started = time.perf_counter()
+    line: dict[str, object] = {
+        "request_id": str(call.request_id),
+        "organization_id": str(call.organization_id),
+        "processor_id": None if call.processor_id is None else str(call.processor_id),
+    }
+    try:
+        outcome = await _execute(services, caller, call)
+    except GatewayError as exc:
+        line |= {"status": exc.status, "error_code": exc.code, "attempts": len(exc.attempts or ())}
+        raise
+    except Exception:
+        line |= {"status": 500, "error_code": "internal_error", "attempts": 0}
+        raise
+    else:
+        line |= {
+            "provider": outcome.config.provider,
+            "model": outcome.config.model,
+            "status": 200,
+            "attempts": len(outcome.attempts),
+        }
+        return outcome
+    finally:
+        if request_log.isEnabledFor(logging.INFO):
+            line["duration_ms"] = _ms(started)
+            request_log.info(json.dumps(line))
+
+
+async def _execute(services: Services, caller: Caller, call: Call) -> CallOutcome:
     settings, data = services.settings, services.data_access
     deadline = Deadline(min(settings.request_deadline, call.timeout_seconds or math.inf))
     resolved = await services.config_cache.resolve_call(

@@ -4,6 +4,8 @@ reached the provider has its own usage row, tied together by the request id."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +17,7 @@ import pytest
 from tests.fakes.providers import Failure, FakeProviders, rate_limited, slow
 from tests.py.supabase_db import Database
 from tests.py.tenants import Tenants
-from tests.py.test_gateway_harness import Gateway, bearer, running_gateway
+from tests.py.test_gateway_harness import SYSTEM_KEYS, Gateway, bearer, running_gateway
 
 pytest_plugins = ["tests.py.test_gateway_harness"]  # its fixtures
 
@@ -139,3 +141,26 @@ async def test_each_attempt_under_a_hard_budget_reserves_and_settles(retrying: G
     )
     assert budget["reserved_usd"] == 0
     assert budget["spent_usd"] == sum((r["estimated_cost"] or Decimal(0)) for r in rows)
+
+
+async def test_each_call_logs_one_json_line_without_prompt_key_or_completion(
+    retrying: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = retrying
+    caplog.set_level(logging.INFO, logger="gateway.requests")
+    gw.providers.script("openai", Failure(503, "down"))
+    request_id = uuid.uuid4()
+    status, body, _ = await call(gw, headers={"x-request-id": str(request_id)}, prompt="a secret prompt")
+    assert status == 200
+    gw.providers.script("openai", Failure(400, "bad"))
+    assert (await call(gw))[0] == 502
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "gateway.requests"]
+    assert len(lines) == 2
+    served, failed = lines
+    assert served["request_id"] == str(request_id) and served["organization_id"] == str(gw.tenants.acme.id)
+    assert (served["provider"], served["model"], served["status"], served["attempts"]) == ("openai", "gpt-4o", 200, 2)
+    assert served["duration_ms"] >= 0 and served["processor_id"] is None
+    assert (failed["status"], failed["error_code"], failed["attempts"]) == (502, "provider_error", 1)
+    text = caplog.text
+    assert "a secret prompt" not in text and body["content"] not in text
+    assert all(key not in text for key in SYSTEM_KEYS.values())
