@@ -81,9 +81,12 @@ class ConfigCache:
 
     def invalidate(self, organization: str) -> None:
         """Drop what a change notification names: an organization id, or every organization."""
+        if organization == EVERY_ORGANIZATION:
+            self.clear()
+            return
         try:
             organization_id = uuid.UUID(organization)
-        except ValueError:  # "*", or anything unexpected: drop everything rather than guess
+        except ValueError:  # not a payload of ours: drop everything rather than guess
             self.clear()
             return
         self._generation += 1

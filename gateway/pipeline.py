@@ -89,6 +89,18 @@ async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome
 
 
 async def _execute(services: Services, caller: Caller, call: Call) -> CallOutcome:
+    attempts: list[Attempt] = []
+    try:
+        return await _attempt_until_served(services, caller, call, attempts)
+    except GatewayError as exc:
+        # Whatever ends the request (the provider, a budget refusal on a retry, the database),
+        # its answer lists the attempts already made and billed.
+        if attempts:
+            exc.attempts = [dataclasses.asdict(attempt) for attempt in attempts]
+        raise
+
+
+async def _attempt_until_served(services: Services, caller: Caller, call: Call, attempts: list[Attempt]) -> CallOutcome:
     settings, data = services.settings, services.data_access
     deadline = Deadline(min(settings.request_deadline, call.timeout_seconds or math.inf))
     resolved = await services.config_cache.resolve_call(
@@ -99,18 +111,13 @@ async def _execute(services: Services, caller: Caller, call: Call) -> CallOutcom
     api_key = resolved.org_api_key or settings.api_keys.get(config.provider, "")
     request = CompletionRequest(config.model, call.messages, call.system, config.settings)
     base_url = settings.base_urls.get(config.provider, "")
-    attempts: list[Attempt] = []
     while True:
         seconds = deadline.remaining()
         if seconds <= 0:
-            raise _with_attempts(
-                ProviderTimeout("the request's deadline passed before the provider answered"), attempts
-            )
+            raise ProviderTimeout("the request's deadline passed before the provider answered")
         if not services.breakers.allow(base_url):
             attempts.append(Attempt(config.provider, config.model, "skipped", ProviderUnavailable.code, 0))
-            raise _with_attempts(
-                ProviderUnavailable(f"{config.provider} is failing; calls to it are paused for a while"), attempts
-            )
+            raise ProviderUnavailable(f"{config.provider} is failing; calls to it are paused for a while")
         to_send, reservation_id = request, None
         if resolved.hard_budget:
             to_send, reservation_id = await budget.reserve(
@@ -140,17 +147,12 @@ async def _execute(services: Services, caller: Caller, call: Call) -> CallOutcom
             retry = len(attempts)
             wait = wait_before_retry(exc, retry, deadline) if retry <= settings.max_retries else None
             if wait is None:
-                raise _with_attempts(exc, attempts) from None
+                raise
             await asyncio.sleep(wait)
             continue
         services.breakers.record(base_url, failed=False)
         attempts.append(Attempt(config.provider, config.model, "ok", None, billed.response_time_ms))
         return CallOutcome(config, billed, tuple(attempts))
-
-
-def _with_attempts(error: ProviderError, attempts: list[Attempt]) -> ProviderError:
-    error.attempts = [dataclasses.asdict(attempt) for attempt in attempts]
-    return error
 
 
 def _ms(started: float) -> int:

@@ -7,6 +7,7 @@
 -- unchanged; create or replace keeps their grants).
 -- Grants: none change.
 
+-- Invoker: runs inside the definer key functions, which own the check; as before, only its error code changes.
 create or replace function private.assert_can_manage_org_api_keys(p_organization_id uuid)
 returns void
 language plpgsql
@@ -25,6 +26,8 @@ begin
 end
 $$;
 
+-- Invoker: a signed-in caller sees only what RLS lets it see, on top of the explicit
+-- organization filter; the service role bypasses RLS.
 create or replace function private.resolve_llm_config(p_organization_id uuid, p_processor_id uuid)
 returns jsonb
 language plpgsql
