@@ -87,7 +87,7 @@ language sql
 as $$
   select jsonb_build_object(
     'provider', g.provider, 'model', g.model_name, 'display_name', g.display_name,
-    'settings', g.configuration, 'capabilities', g.capabilities
+    'settings', g.configuration, 'capabilities', g.capabilities, 'fallbacks', '[]'::jsonb
   ) || p_extra
   from public.llm_global_settings as g
   where g.provider = p_provider and g.model_name = p_model
@@ -156,14 +156,14 @@ select is(
   public.get_effective_llm_config(:'acme_profiled') - 'settings',
   '{"provider": "openai", "model": "test-tuned-model", "display_name": "Test Tuned Model",
     "capabilities": {"context_window": 64000, "supports_tools": true},
-    "profile": "everyday", "source": "processor", "api_key_source": "system"}'::jsonb,
+    "profile": "everyday", "source": "processor", "api_key_source": "system", "fallbacks": []}'::jsonb,
   'a processor naming one of the org''s profiles gets that profile, with the catalog''s name and capabilities'
 );
 select is(
   public.get_effective_llm_config(:'acme_uncatalogued'),
   '{"provider": "openai", "model": "gpt-9-preview", "display_name": "gpt-9-preview",
     "settings": {"max_tokens": 2048}, "capabilities": {},
-    "profile": "frontier", "source": "processor", "api_key_source": "system"}'::jsonb,
+    "profile": "frontier", "source": "processor", "api_key_source": "system", "fallbacks": []}'::jsonb,
   'a model the catalog does not know is named by its id, with no capabilities and only the profile''s settings'
 );
 select is(
@@ -238,8 +238,8 @@ select results_eq(
   $$select distinct array(select jsonb_object_keys(r.config) order by 1)
     from (select public.get_effective_llm_config(p.id) as config
           from (select id from public.processors union all select null) as p) as r$$,
-  $$values (array['api_key_source', 'capabilities', 'display_name', 'model', 'profile', 'provider', 'settings', 'source'])$$,
-  'every result, whatever the tier, has exactly the eight documented keys'
+  $$values (array['api_key_source', 'capabilities', 'display_name', 'fallbacks', 'model', 'profile', 'provider', 'settings', 'source'])$$,
+  'every result, whatever the tier, has exactly the nine documented keys'
 );
 
 -- api_key_source: the org's own key for the resolved provider, else the system's --------------
