@@ -54,14 +54,21 @@ class BudgetExceeded(GatewayError):
 class ProviderError(GatewayError):
     """The upstream LLM provider failed or answered with something unusable. `retryable`: the
     same request may succeed later (a connection error, 408, 5xx, overload); not so for a request
-    the provider refused as such, or a key it rejected."""
+    the provider refused as such, or a key it rejected. `upstream_status`: the provider's HTTP
+    status, when it answered."""
 
     status = 502
     code = "provider_error"
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, upstream_status: int | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.upstream_status = upstream_status
+
+    @property
+    def request_refused(self) -> bool:
+        """The provider refused the request itself (400, 422): another target would refuse it too."""
+        return self.upstream_status in (400, 422)
 
 
 # The two below subclass ProviderError so callers can catch every upstream failure

@@ -1,7 +1,7 @@
-"""The one execution pipeline every wire shape calls: resolution, then attempts at the provider,
-each with its budget reservation and its usage row, until one is served, the failure is not
-worth retrying, or the request's deadline passes. Routes only translate their wire format to a
-`Call` and the outcome back."""
+"""The one execution pipeline every wire shape calls: resolution, then attempts at the configured
+target and its fallbacks, each attempt with its budget reservation and its usage row, until one
+is served, the failure is not worth another attempt, or the request's deadline passes. Routes
+only translate their wire format to a `Call` and the outcome back."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gateway import budget
-from gateway.data import Caller, EffectiveConfig, UsageRecord
-from gateway.errors import GatewayError, ProviderError, ProviderTimeout, ProviderUnavailable
+from gateway.data import Caller, EffectiveConfig, LlmTarget, ResolvedCall, UsageRecord
+from gateway.errors import ConfigError, GatewayError, ProviderError, ProviderTimeout, ProviderUnavailable
 from gateway.providers import ChatMessage, CompletionRequest
 from gateway.retries import Deadline, wait_before_retry
 from gateway.services import Services
@@ -53,6 +53,8 @@ class Attempt:
 @dataclass(frozen=True)
 class CallOutcome:
     config: EffectiveConfig
+    # The target that served: the configured one, or one of its fallbacks.
+    target: LlmTarget
     billed: BilledCompletion
     attempts: tuple[Attempt, ...]
 
@@ -76,8 +78,8 @@ async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome
         raise
     else:
         line |= {
-            "provider": outcome.config.provider,
-            "model": outcome.config.model,
+            "provider": outcome.target.provider,
+            "model": outcome.target.model,
             "status": 200,
             "attempts": len(outcome.attempts),
         }
@@ -101,33 +103,60 @@ async def _execute(services: Services, caller: Caller, call: Call) -> CallOutcom
 
 
 async def _attempt_until_served(services: Services, caller: Caller, call: Call, attempts: list[Attempt]) -> CallOutcome:
-    settings, data = services.settings, services.data_access
-    deadline = Deadline(min(settings.request_deadline, call.timeout_seconds or math.inf))
+    """The configured target first, then each fallback in order, until one serves the call."""
+    deadline = Deadline(min(services.settings.request_deadline, call.timeout_seconds or math.inf))
     resolved = await services.config_cache.resolve_call(
-        data, caller, call.organization_id, call.processor_id, call.run_id
+        services.data_access, caller, call.organization_id, call.processor_id, call.run_id
     )
-    config = resolved.config
+    targets = resolved.config.targets
+    for index, target in enumerate(targets):
+        if deadline.remaining() <= 0:
+            raise ProviderTimeout("the request's deadline passed before a provider answered")
+        try:
+            billed = await _attempt_target(services, caller, call, resolved, target, deadline, attempts)
+        # A failure of this target (down, key rejected, not configured) is worth the next one; a
+        # request the provider refused as such would be refused by every other.
+        except (ProviderError, ConfigError) as exc:
+            if index == len(targets) - 1 or (isinstance(exc, ProviderError) and exc.request_refused):
+                raise
+            continue
+        return CallOutcome(resolved.config, target, billed, tuple(attempts))
+    raise AssertionError("unreachable: a configuration always has a target")
+
+
+async def _attempt_target(
+    services: Services,
+    caller: Caller,
+    call: Call,
+    resolved: ResolvedCall,
+    target: LlmTarget,
+    deadline: Deadline,
+    attempts: list[Attempt],
+) -> BilledCompletion:
+    """The attempts at one target: the first, then retries of retryable failures."""
+    settings, data = services.settings, services.data_access
     # The system key also covers an organization key deleted since the configuration was read.
-    api_key = resolved.org_api_key or settings.api_keys.get(config.provider, "")
-    request = CompletionRequest(config.model, call.messages, call.system, config.settings)
-    base_url = settings.base_urls.get(config.provider, "")
+    api_key = resolved.org_api_keys.get(target.provider) or settings.api_keys.get(target.provider, "")
+    request = CompletionRequest(target.model, call.messages, call.system, target.settings)
+    base_url = settings.base_urls.get(target.provider, "")
+    retries = 0
     while True:
         seconds = deadline.remaining()
         if seconds <= 0:
             raise ProviderTimeout("the request's deadline passed before the provider answered")
         if not services.breakers.allow(base_url):
-            attempts.append(Attempt(config.provider, config.model, "skipped", ProviderUnavailable.code, 0))
-            raise ProviderUnavailable(f"{config.provider} is failing; calls to it are paused for a while")
+            attempts.append(Attempt(target.provider, target.model, "skipped", ProviderUnavailable.code, 0))
+            raise ProviderUnavailable(f"{target.provider} is failing; calls to it are paused for a while")
         to_send, reservation_id = request, None
         if resolved.hard_budget:
             to_send, reservation_id = await budget.reserve(
-                data, call.organization_id, call.processor_id, config.provider, request, seconds
+                data, call.organization_id, call.processor_id, target.provider, request, seconds
             )
         row = UsageRecord(
             organization_id=call.organization_id,
-            provider=config.provider,
+            provider=target.provider,
             # The catalog's id, which the database prices; the provider may answer with a dated alias.
-            model_name=config.model,
+            model_name=target.model,
             user_id=caller.user_id if caller.role == "authenticated" else None,
             processor_id=call.processor_id,
             run_id=call.run_id,
@@ -141,18 +170,21 @@ async def _attempt_until_served(services: Services, caller: Caller, call: Call, 
             billed = await complete_and_record(
                 services.http_client, data, row, base_url, api_key, to_send, seconds=seconds
             )
+        except ConfigError as exc:  # no key for this provider, or no such provider: nothing was sent
+            attempts.append(Attempt(target.provider, target.model, "skipped", exc.code, 0))
+            raise
         except ProviderError as exc:
             services.breakers.record(base_url, failed=exc.retryable)
-            attempts.append(Attempt(config.provider, config.model, "error", exc.code, _ms(started)))
-            retry = len(attempts)
-            wait = wait_before_retry(exc, retry, deadline) if retry <= settings.max_retries else None
+            attempts.append(Attempt(target.provider, target.model, "error", exc.code, _ms(started)))
+            retries += 1
+            wait = wait_before_retry(exc, retries, deadline) if retries <= settings.max_retries else None
             if wait is None:
                 raise
             await asyncio.sleep(wait)
             continue
         services.breakers.record(base_url, failed=False)
-        attempts.append(Attempt(config.provider, config.model, "ok", None, billed.response_time_ms))
-        return CallOutcome(config, billed, tuple(attempts))
+        attempts.append(Attempt(target.provider, target.model, "ok", None, billed.response_time_ms))
+        return billed
 
 
 def _ms(started: float) -> int:

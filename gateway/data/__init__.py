@@ -6,8 +6,18 @@ from gateway.data.types import (
     DataAccess,
     EffectiveConfig,
     KeyInfo,
+    LlmTarget,
     ResolvedCall,
     UsageRecord,
 )
 
-__all__ = ["BudgetReservation", "Caller", "DataAccess", "EffectiveConfig", "KeyInfo", "ResolvedCall", "UsageRecord"]
+__all__ = [
+    "BudgetReservation",
+    "Caller",
+    "DataAccess",
+    "EffectiveConfig",
+    "KeyInfo",
+    "LlmTarget",
+    "ResolvedCall",
+    "UsageRecord",
+]

@@ -51,14 +51,16 @@ _PRELUDE: Final[dict[str, str]] = {
 _SERVICE_CLAIMS: Final = json.dumps({"role": "service_role"})
 # Follows `select set_config('gateway.effective_config', <config call>::text, true)` in
 # resolve_call; the configuration holds no secret, and the setting ends with the transaction. As
-# the service role: the organization's key if it is the one to use, whether the run (if any) is
+# the service role: the organization's key of each target that uses one, whether the run (if any) is
 # one of the organization's, and whether a hard budget applies.
 _CALL_AS_SERVICE: Final = (
     "::text, true); "
     "select set_config('role', 'service_role', true), set_config('request.jwt.claims', %s, true); "
     "select call.c, "
-    "case when call.c ->> 'api_key_source' = 'organization'"
-    " then public.get_org_api_key(call.org, call.c ->> 'provider') end, "
+    "(select jsonb_object_agg(t.provider, public.get_org_api_key(call.org, t.provider))"
+    " from (select distinct target ->> 'provider' as provider"
+    " from jsonb_array_elements(jsonb_build_array(call.c) || (call.c -> 'fallbacks')) as target"
+    " where target ->> 'api_key_source' = 'organization') as t), "
     "call.run_id is null"
     " or exists (select from public.runs as r where r.id = call.run_id and r.organization_id = call.org), "
     "exists (select from public.llm_budgets as b where b.organization_id = call.org and b.hard"
@@ -139,7 +141,7 @@ class PostgresDataAccess:
         rows = await self._call(
             caller, "select " + _config_query(caller), _config_params(caller, organization_id, processor_id)
         )
-        return EffectiveConfig(**rows[0][0])
+        return EffectiveConfig.from_json(rows[0][0])
 
     async def resolve_call(
         self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
@@ -158,10 +160,10 @@ class PostgresDataAccess:
                 processor_id,
             ),
         )
-        config, key, run_of_organization, hard_budget = rows[0]
+        config, keys, run_of_organization, hard_budget = rows[0]
         if not run_of_organization:
             raise NotFoundError(RUN_NOT_FOUND)
-        return ResolvedCall(EffectiveConfig(**config), key, hard_budget)
+        return ResolvedCall(EffectiveConfig.from_json(config), keys or {}, hard_budget)
 
     async def reserve_budget(self, reservation: BudgetReservation) -> uuid.UUID | None:
         return await self._reservations.submit(reservation)

@@ -92,13 +92,13 @@ class PostgrestDataAccess:
         data = await _execute(_as(caller, request))
         if not isinstance(data, dict):
             raise _unexpected_shape("get_effective_llm_config")
-        return EffectiveConfig(**data)
+        return EffectiveConfig.from_json(data)
 
     async def resolve_call(
         self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
     ) -> ResolvedCall:
         # PostgREST runs one function per request, as one role: the run and the budgets are read
-        # beside the resolution (concurrently, so no later), the key after it.
+        # beside the resolution (concurrently, so no later), the keys after it.
         config, run_of_organization, hard_budget = await asyncio.gather(
             self.effective_config(caller, organization_id, processor_id),
             self._is_run_of(organization_id, run_id),
@@ -106,10 +106,9 @@ class PostgrestDataAccess:
         )
         if not run_of_organization:
             raise NotFoundError(RUN_NOT_FOUND)
-        key = None
-        if config.api_key_source == "organization":
-            key = await self.org_api_key(organization_id, config.provider)
-        return ResolvedCall(config, key, hard_budget)
+        providers = sorted({t.provider for t in config.targets if t.api_key_source == "organization"})
+        keys = await asyncio.gather(*(self.org_api_key(organization_id, provider) for provider in providers))
+        return ResolvedCall(config, {p: k for p, k in zip(providers, keys, strict=True) if k is not None}, hard_budget)
 
     async def _is_run_of(self, organization_id: uuid.UUID, run_id: uuid.UUID | None) -> bool:
         if run_id is None:

@@ -42,8 +42,8 @@ class Caller:
 
 
 @dataclass(frozen=True)
-class EffectiveConfig:
-    """Output of get_effective_llm_config / get_effective_llm_config_for_org."""
+class LlmTarget:
+    """A provider and model to call, with the settings and key source to call it with."""
 
     provider: str
     model: str
@@ -51,8 +51,25 @@ class EffectiveConfig:
     settings: dict[str, Any]
     capabilities: dict[str, Any]
     profile: str | None
-    source: Literal["processor", "organization", "global"]
     api_key_source: Literal["organization", "system"]
+
+
+@dataclass(frozen=True)
+class EffectiveConfig(LlmTarget):
+    """Output of get_effective_llm_config / get_effective_llm_config_for_org: the primary target,
+    where its configuration came from, and the targets to try after it, in order."""
+
+    source: Literal["processor", "organization", "global"]
+    fallbacks: tuple[LlmTarget, ...] = ()
+
+    @classmethod
+    def from_json(cls, config: dict[str, Any]) -> EffectiveConfig:
+        fallbacks = tuple(LlmTarget(**target) for target in config.get("fallbacks") or ())
+        return cls(**{**config, "fallbacks": fallbacks})
+
+    @property
+    def targets(self) -> tuple[LlmTarget, ...]:
+        return (self, *self.fallbacks)
 
 
 @dataclass(frozen=True)
@@ -60,8 +77,8 @@ class ResolvedCall:
     """What a provider call needs from the database, read in one go before it is made."""
 
     config: EffectiveConfig
-    # The organization's key for the resolved provider when api_key_source is "organization".
-    org_api_key: str | None = field(repr=False)
+    # The organization's keys, by provider, of the targets whose api_key_source is "organization".
+    org_api_keys: dict[str, str] = field(repr=False)
     # Whether a hard budget applies (the organization's, or the processor's): reserve first.
     hard_budget: bool
 
@@ -122,8 +139,8 @@ class DataAccess(Protocol):
     async def resolve_call(
         self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
     ) -> ResolvedCall:
-        """effective_config, plus (with service-role rights) the organization's key for the resolved
-        provider when api_key_source is "organization" and whether a hard budget applies: what a
+        """effective_config, plus (with service-role rights) the organization's key for each target
+        whose api_key_source is "organization" and whether a hard budget applies: what a
         provider call needs, in as few round trips as the adapter allows. NotFoundError if
         `run_id` is not a run of the organization (one that does not exist included), so no call
         is made for it."""

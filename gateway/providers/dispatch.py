@@ -115,7 +115,7 @@ async def complete(
         if retry_after is None and adapter.retry_after is not None and body is not _NOT_JSON:
             retry_after = adapter.retry_after(body)
         raise ProviderRateLimited(message, retry_after)
-    raise ProviderError(message, retryable=status in RETRYABLE_STATUSES)
+    raise ProviderError(message, retryable=status in RETRYABLE_STATUSES, upstream_status=status)
 
 
 def _within(timeout: aiohttp.ClientTimeout, seconds: float | None) -> aiohttp.ClientTimeout:

@@ -122,11 +122,11 @@ async def execute_llm(
         operation_id=data.operation_id,
     )
     outcome = await pipeline.execute(services, caller, call)
-    config, billed = outcome.config, outcome.billed
+    config, target, billed = outcome.config, outcome.target, outcome.billed
     completion, usage = billed.completion, billed.completion.usage
     answer = ExecuteResponse(
         content=completion.content,
-        provider=config.provider,
+        provider=target.provider,
         model=completion.model,
         usage=UsageOut(
             input_tokens=usage.input_tokens,
@@ -137,7 +137,7 @@ async def execute_llm(
         ),
         estimated_cost=billed.estimated_cost,
         response_time_ms=billed.response_time_ms,
-        config=ConfigOut(source=config.source, profile=config.profile, api_key_source=config.api_key_source),
+        config=ConfigOut(source=config.source, profile=target.profile, api_key_source=target.api_key_source),
         attempts=[
             AttemptOut(a.provider, a.model, a.outcome, a.error_code, a.response_time_ms) for a in outcome.attempts
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import socket
 import time
 import traceback
@@ -179,15 +180,52 @@ async def test_config_with_key_returns_the_org_key_only_when_it_is_the_one_to_us
     await backend.data.store_key(user(tenants.acme.admin, tenants.acme), tenants.acme.id, "openai", ORG_KEY)
 
     call = await backend.data.resolve_call(member, tenants.acme.id, None, None)
-    assert (call.config.provider, call.config.api_key_source, call.org_api_key) == ("openai", "organization", ORG_KEY)
+    assert (call.config.provider, call.config.api_key_source, call.org_api_keys) == (
+        "openai",
+        "organization",
+        {"openai": ORG_KEY},
+    )
     call = await backend.data.resolve_call(member, tenants.acme.id, tenants.acme.processor, None)
-    assert (call.config.provider, call.config.api_key_source, call.org_api_key) == ("anthropic", "system", None)
+    assert (call.config.provider, call.config.api_key_source, call.org_api_keys) == ("anthropic", "system", {})
+
+
+async def test_resolving_a_call_reads_the_org_key_of_every_fallback_provider_that_uses_one(
+    backend: Backend, tenants: Tenants, db: Database
+) -> None:
+    db.run(
+        "update organizations set llm_configuration = %s where id = %s",
+        (
+            json.dumps(
+                {
+                    "default_profile": "main",
+                    "profiles": {
+                        "main": {
+                            "provider": "openai",
+                            "model": "gpt-4o",
+                            "fallbacks": ["backup", {"provider": "google", "model": "gemini-2.5-flash"}],
+                        },
+                        "backup": {"provider": "mistral", "model": "mistral-small-latest"},
+                    },
+                }
+            ),
+            tenants.acme.id,
+        ),
+    )
+    await backend.data.store_key(SERVICE, tenants.acme.id, "mistral", ORG_KEY)
+
+    call = await backend.data.resolve_call(user(tenants.acme.member, tenants.acme), tenants.acme.id, None, None)
+
+    assert [(t.provider, t.profile, t.api_key_source) for t in call.config.fallbacks] == [
+        ("mistral", "backup", "organization"),
+        ("google", None, "system"),
+    ]
+    assert (call.config.api_key_source, call.org_api_keys) == ("system", {"mistral": ORG_KEY})
 
 
 async def test_config_with_key_as_service_role_for_an_explicit_org(backend: Backend, tenants: Tenants) -> None:
     await backend.data.store_key(SERVICE, tenants.acme.id, "openai", ORG_KEY)
     call = await backend.data.resolve_call(SERVICE, tenants.acme.id, None, None)
-    assert (call.config.api_key_source, call.org_api_key) == ("organization", ORG_KEY)
+    assert (call.config.api_key_source, call.org_api_keys) == ("organization", {"openai": ORG_KEY})
 
 
 async def test_config_with_key_refuses_a_removed_member(backend: Backend, tenants: Tenants, db: Database) -> None:

@@ -340,8 +340,17 @@ class CountingData:
         self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
     ) -> ResolvedCall:
         self.calls += 1
-        config = EffectiveConfig("openai", "gpt-4o-mini", "GPT-4o mini", {}, {}, None, "global", "system")
-        return ResolvedCall(config, None, False)
+        config = EffectiveConfig(
+            provider="openai",
+            model="gpt-4o-mini",
+            display_name="GPT-4o mini",
+            settings={},
+            capabilities={},
+            profile=None,
+            api_key_source="system",
+            source="global",
+        )
+        return ResolvedCall(config, {}, False)
 
 
 async def test_the_cache_keeps_at_most_its_number_of_entries_least_recently_used_out() -> None:
