@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 
 import uvicorn
 from litestar import Litestar
@@ -46,7 +50,8 @@ def main() -> None:
         http="httptools",
     )
     if config.workers > 1:
-        Multiprocess(config, sockets=[tcp_listener(settings.host, settings.port)]).run()
+        with shared_metrics_dir(settings):
+            Multiprocess(config, sockets=[tcp_listener(settings.host, settings.port)]).run()
         return
     server = uvicorn.Server(config)
     try:
@@ -55,6 +60,19 @@ def main() -> None:
         return
     if not server.started:
         sys.exit(3)  # uvicorn's own exit status for a failed start-up
+
+
+@contextlib.contextmanager
+def shared_metrics_dir(settings: Settings) -> Iterator[None]:
+    """The directory the workers' metrics meet in (prometheus-client's multiprocess mode): the
+    operator's PROMETHEUS_MULTIPROC_DIR, or a new one removed at exit. Set in the environment
+    before the workers start, which is when prometheus-client reads it."""
+    if settings.metrics_dir is not None:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="llm-gateway-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        yield
 
 
 def tcp_listener(host: str, port: int) -> socket.socket:

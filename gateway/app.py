@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import Message, Scope
 
 from gateway.auth import TokenVerifier
 from gateway.breaker import Breakers
@@ -27,12 +29,14 @@ from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
 from gateway.errors import AuthError, GatewayError, ProviderRateLimited
 from gateway.http_client import build_http_client
+from gateway.metrics import UNMATCHED, Metrics
 from gateway.request import REQUEST_ID_HEADER, GatewayRequest, echoed_request_id
 from gateway.routes import Injected
 from gateway.routes.config import llm_config
 from gateway.routes.execute import execute_llm
 from gateway.routes.health import health, ready
 from gateway.routes.keys import manage_llm_keys
+from gateway.routes.metrics import metrics as metrics_route
 from gateway.services import Services
 from gateway.settings import Settings, SettingsError
 
@@ -45,6 +49,7 @@ def create_app(
     settings: Settings, *, data: DataAccess | None = None, http_client: aiohttp.ClientSession | None = None
 ) -> Litestar:
     """The gateway app. `data` and `http_client` replace the ones it would open (the caller closes them)."""
+    metrics = Metrics(settings.metrics_dir)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -54,10 +59,13 @@ def create_app(
                 client = await stack.enter_async_context(build_http_client(settings))
             data_access = data
             if data_access is None:
-                data_access = await open_data_access(settings)
+                data_access = await open_data_access(settings, metrics)
                 stack.push_async_callback(data_access.close)
+            stack.callback(metrics.worker_stopped, os.getpid())
             listen_url = settings.database_listen_url or settings.database_url
-            config_cache = ConfigCache(settings.config_cache_seconds, invalidated=listen_url is not None)
+            config_cache = ConfigCache(
+                settings.config_cache_seconds, invalidated=listen_url is not None, metrics=metrics
+            )
             if listen_url is not None and settings.config_cache_seconds > 0:
                 listener = ConfigChangeListener(listen_url, config_cache)
                 listener.start()
@@ -69,12 +77,14 @@ def create_app(
                 verifier=TokenVerifier(settings, client),
                 config_cache=config_cache,
                 breakers=Breakers(settings.breaker_failures, settings.breaker_window, settings.breaker_cooldown),
+                metrics=metrics,
             )
             yield
 
     return Litestar(
-        route_handlers=[execute_llm, manage_llm_keys, llm_config, health, ready],
+        route_handlers=[execute_llm, manage_llm_keys, llm_config, health, ready, metrics_route],
         lifespan=[lifespan],
+        before_send=[_count_answers(metrics)],
         request_class=GatewayRequest,
         dependencies={
             "services": Provide(_services, sync_to_thread=False),
@@ -122,11 +132,14 @@ def _cors(settings: Settings) -> CORSConfig | None:
     )
 
 
-async def open_data_access(settings: Settings) -> DataAccess:
+async def open_data_access(settings: Settings, metrics: Metrics | None = None) -> DataAccess:
     """The adapter the settings choose: direct Postgres when DATABASE_URL is set, else PostgREST."""
     if settings.database_url is not None:
         return await PostgresDataAccess.connect(
-            settings.database_url, max_size=settings.database_pool_size, pool_timeout=settings.database_timeout
+            settings.database_url,
+            max_size=settings.database_pool_size,
+            pool_timeout=settings.database_timeout,
+            metrics=metrics,
         )
     if settings.supabase_url is None or settings.supabase_service_role_key is None:
         raise SettingsError("DATABASE_URL, or SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY, must be set")
@@ -134,6 +147,18 @@ async def open_data_access(settings: Settings) -> DataAccess:
     return await PostgrestDataAccess.connect(
         settings.supabase_url, settings.supabase_service_role_key, http_timeout=timeout
     )
+
+
+def _count_answers(metrics: Metrics) -> Callable[[Message, Scope], Awaitable[None]]:
+    """llm_gateway_requests_total, counted as each answer starts: by route template, not path.
+    A coroutine: Litestar would run a plain function in a thread, twice per request."""
+
+    async def count(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start":
+            endpoint = scope.get("path_template", UNMATCHED)
+            metrics.requests.labels(endpoint, str(message["status"])).inc()
+
+    return count
 
 
 def _services(state: State) -> Services:

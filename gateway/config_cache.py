@@ -23,6 +23,7 @@ import uuid
 from collections import OrderedDict
 
 from gateway.data import Caller, DataAccess, ResolvedCall
+from gateway.metrics import Metrics
 
 # Entries beyond this push out the least recently used: bounded memory whatever the traffic.
 MAX_ENTRIES = 10_000
@@ -34,8 +35,11 @@ _Entry = tuple[float, ResolvedCall]
 
 
 class ConfigCache:
-    def __init__(self, seconds: float, *, invalidated: bool, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self, seconds: float, *, invalidated: bool, max_entries: int = MAX_ENTRIES, metrics: Metrics | None = None
+    ) -> None:
         """`invalidated`: entries are dropped on change notifications, and served only while they arrive."""
+        self._metrics = metrics
         self._seconds = seconds
         self._invalidated = invalidated
         self._max_entries = max_entries
@@ -62,14 +66,21 @@ class ConfigCache:
         processor_id: uuid.UUID | None,
         run_id: uuid.UUID | None,
     ) -> ResolvedCall:
-        if self.state not in ("listening", "ttl"):
+        state = self.state
+        if state not in ("listening", "ttl"):
+            if state == "bypassed" and self._metrics is not None:
+                self._metrics.config_cache_miss.inc()
             return await data.resolve_call(caller, organization_id, processor_id, run_id)
         key = (caller.token, organization_id, processor_id, run_id)
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             self._entries.move_to_end(key)
+            if self._metrics is not None:
+                self._metrics.config_cache_hit.inc()
             return entry[1]
+        if self._metrics is not None:
+            self._metrics.config_cache_miss.inc()
         generation = self._generation
         resolved = await data.resolve_call(caller, organization_id, processor_id, run_id)
         if self._generation == generation and self.state in ("listening", "ttl"):
@@ -90,8 +101,10 @@ class ConfigCache:
             self.clear()
             return
         self._generation += 1
-        for key in [key for key in self._entries if key[1] == organization_id]:
+        dropped = [key for key in self._entries if key[1] == organization_id]
+        for key in dropped:
             del self._entries[key]
+        self._count_invalidated(len(dropped))
 
     def set_listening(self, listening: bool) -> None:
         """The listener connected (its LISTEN is in place) or lost its connection; either way what
@@ -101,4 +114,9 @@ class ConfigCache:
 
     def clear(self) -> None:
         self._generation += 1
+        self._count_invalidated(len(self._entries))
         self._entries.clear()
+
+    def _count_invalidated(self, entries: int) -> None:
+        if self._metrics is not None and entries:
+            self._metrics.config_cache_invalidated.inc(entries)

@@ -50,6 +50,15 @@ class Attempt:
     response_time_ms: int
 
 
+@dataclass
+class _Progress:
+    """A request's attempts so far, and the time spent at providers and in retry waits (what is
+    not the gateway's own overhead)."""
+
+    attempts: list[Attempt] = dataclasses.field(default_factory=list)
+    away_seconds: float = 0.0
+
+
 @dataclass(frozen=True)
 class CallOutcome:
     config: EffectiveConfig
@@ -63,13 +72,14 @@ async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome
     """Run `call`, and log one JSON line about it (ids, provider, model, status, duration, number
     of attempts: never a key, a prompt or a completion)."""
     started = time.perf_counter()
+    progress = _Progress()
     line: dict[str, object] = {
         "request_id": str(call.request_id),
         "organization_id": str(call.organization_id),
         "processor_id": None if call.processor_id is None else str(call.processor_id),
     }
     try:
-        outcome = await _execute(services, caller, call)
+        outcome = await _execute(services, caller, call, progress)
     except GatewayError as exc:
         line |= {"status": exc.status, "error_code": exc.code, "attempts": len(exc.attempts or ())}
         raise
@@ -85,24 +95,25 @@ async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome
         }
         return outcome
     finally:
+        elapsed = time.perf_counter() - started
+        services.metrics.overhead.observe(max(elapsed - progress.away_seconds, 0.0))
         if request_log.isEnabledFor(logging.INFO):
-            line["duration_ms"] = _ms(started)
+            line["duration_ms"] = round(elapsed * 1000)
             request_log.info(json.dumps(line))
 
 
-async def _execute(services: Services, caller: Caller, call: Call) -> CallOutcome:
-    attempts: list[Attempt] = []
+async def _execute(services: Services, caller: Caller, call: Call, progress: _Progress) -> CallOutcome:
     try:
-        return await _attempt_until_served(services, caller, call, attempts)
+        return await _attempt_until_served(services, caller, call, progress)
     except GatewayError as exc:
         # Whatever ends the request (the provider, a budget refusal on a retry, the database),
         # its answer lists the attempts already made and billed.
-        if attempts:
-            exc.attempts = [dataclasses.asdict(attempt) for attempt in attempts]
+        if progress.attempts:
+            exc.attempts = [dataclasses.asdict(attempt) for attempt in progress.attempts]
         raise
 
 
-async def _attempt_until_served(services: Services, caller: Caller, call: Call, attempts: list[Attempt]) -> CallOutcome:
+async def _attempt_until_served(services: Services, caller: Caller, call: Call, progress: _Progress) -> CallOutcome:
     """The configured target first, then each fallback in order, until one serves the call."""
     deadline = Deadline(min(services.settings.request_deadline, call.timeout_seconds or math.inf))
     resolved = await services.config_cache.resolve_call(
@@ -113,14 +124,15 @@ async def _attempt_until_served(services: Services, caller: Caller, call: Call, 
         if deadline.remaining() <= 0:
             raise ProviderTimeout("the request's deadline passed before a provider answered")
         try:
-            billed = await _attempt_target(services, caller, call, resolved, target, deadline, attempts)
+            billed = await _attempt_target(services, caller, call, resolved, target, deadline, progress)
         # A failure of this target (down, key rejected, not configured) is worth the next one; a
         # request the provider refused as such would be refused by every other.
         except (ProviderError, ConfigError) as exc:
             if index == len(targets) - 1 or (isinstance(exc, ProviderError) and exc.request_refused):
                 raise
+            services.metrics.fallbacks.labels(target.provider).inc()
             continue
-        return CallOutcome(resolved.config, target, billed, tuple(attempts))
+        return CallOutcome(resolved.config, target, billed, tuple(progress.attempts))
     raise AssertionError("unreachable: a configuration always has a target")
 
 
@@ -131,10 +143,11 @@ async def _attempt_target(
     resolved: ResolvedCall,
     target: LlmTarget,
     deadline: Deadline,
-    attempts: list[Attempt],
+    progress: _Progress,
 ) -> BilledCompletion:
     """The attempts at one target: the first, then retries of retryable failures."""
-    settings, data = services.settings, services.data_access
+    settings, data, metrics = services.settings, services.data_access, services.metrics
+    attempts = progress.attempts
     # The system key also covers an organization key deleted since the configuration was read.
     api_key = resolved.org_api_keys.get(target.provider) or settings.api_keys.get(target.provider, "")
     request = CompletionRequest(target.model, call.messages, call.system, target.settings)
@@ -146,6 +159,8 @@ async def _attempt_target(
             raise ProviderTimeout("the request's deadline passed before the provider answered")
         if not services.breakers.allow(base_url):
             attempts.append(Attempt(target.provider, target.model, "skipped", ProviderUnavailable.code, 0))
+            metrics.provider_calls.labels(target.provider, target.model, "skipped").inc()
+            metrics.set_breaker_state(base_url, services.breakers.state(base_url))
             raise ProviderUnavailable(f"{target.provider} is failing; calls to it are paused for a while")
         to_send, reservation_id = request, None
         if resolved.hard_budget:
@@ -172,19 +187,34 @@ async def _attempt_target(
             )
         except ConfigError as exc:  # no key for this provider, or no such provider: nothing was sent
             attempts.append(Attempt(target.provider, target.model, "skipped", exc.code, 0))
+            metrics.provider_calls.labels(target.provider, target.model, "skipped").inc()
             raise
         except ProviderError as exc:
+            seconds = time.perf_counter() - started
+            progress.away_seconds += seconds
             services.breakers.record(base_url, failed=exc.retryable)
-            attempts.append(Attempt(target.provider, target.model, "error", exc.code, _ms(started)))
+            attempts.append(Attempt(target.provider, target.model, "error", exc.code, round(seconds * 1000)))
+            _count_call(services, target, base_url, "error", seconds)
             retries += 1
             wait = wait_before_retry(exc, retries, deadline) if retries <= settings.max_retries else None
             if wait is None:
                 raise
+            metrics.retries.labels(target.provider).inc()
+            progress.away_seconds += wait
             await asyncio.sleep(wait)
             continue
         services.breakers.record(base_url, failed=False)
+        progress.away_seconds += billed.provider_seconds
         attempts.append(Attempt(target.provider, target.model, "ok", None, billed.response_time_ms))
+        _count_call(services, target, base_url, "ok", billed.provider_seconds)
         return billed
+
+
+def _count_call(services: Services, target: LlmTarget, base_url: str, outcome: str, seconds: float) -> None:
+    metrics = services.metrics
+    metrics.provider_calls.labels(target.provider, target.model, outcome).inc()
+    metrics.provider_latency.labels(target.provider).observe(seconds)
+    metrics.set_breaker_state(base_url, services.breakers.state(base_url))
 
 
 def _ms(started: float) -> int:

@@ -10,6 +10,7 @@ from gateway.auth import TokenVerifier
 from gateway.breaker import Breakers
 from gateway.config_cache import ConfigCache
 from gateway.data import DataAccess
+from gateway.metrics import Metrics
 from gateway.settings import Settings
 
 
@@ -25,3 +26,4 @@ class Services:
     verifier: TokenVerifier
     config_cache: ConfigCache
     breakers: Breakers
+    metrics: Metrics

@@ -98,6 +98,10 @@ class Settings:
     log_level: str = "info"
     """GATEWAY_LOG_LEVEL: one of critical, error, warning, info, debug."""
 
+    metrics_dir: str | None = None
+    """PROMETHEUS_MULTIPROC_DIR: where the workers share their metrics (`python -m gateway` makes
+    one for several workers when unset); one worker keeps them in memory."""
+
     @property
     def data_adapter(self) -> Literal["postgres", "postgrest"]:
         return "postgres" if self.database_url else "postgrest"
@@ -152,6 +156,7 @@ class Settings:
             port=env.integer("GATEWAY_PORT", cls.port, 1, 65_535),
             workers=env.integer("GATEWAY_WORKERS", cls.workers, 1, 256),
             log_level=env.choice("GATEWAY_LOG_LEVEL", LOG_LEVELS, cls.log_level),
+            metrics_dir=env.text("PROMETHEUS_MULTIPROC_DIR"),
         )
 
 

@@ -41,6 +41,8 @@ class BilledCompletion:
     completion: Completion
     estimated_cost: float | None
     response_time_ms: int
+    # The same time, unrounded: what the gateway's own overhead is measured against.
+    provider_seconds: float
 
 
 async def complete_and_record(
@@ -79,7 +81,8 @@ async def complete_and_record(
             await _record(data, abandoned)
         raise
 
-    response_time_ms = _ms(started)
+    provider_seconds = time.perf_counter() - started
+    response_time_ms = round(provider_seconds * 1000)
     usage = completion.usage
     cost = await _record(
         data,
@@ -92,7 +95,7 @@ async def complete_and_record(
             response_time_ms=response_time_ms,
         ),
     )
-    return BilledCompletion(completion, cost, response_time_ms)
+    return BilledCompletion(completion, cost, response_time_ms, provider_seconds)
 
 
 async def _record(data: DataAccess, row: UsageRecord) -> float | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
@@ -36,6 +37,7 @@ from gateway.data.types import (
     UsageRecord,
 )
 from gateway.errors import BudgetExceeded, GatewayError, NotFoundError
+from gateway.metrics import Metrics
 
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
 
@@ -82,8 +84,9 @@ _USAGE_ROW: Final = f"({', '.join(['%s'] * (len(_USAGE_COLUMNS) + 1))})"
 class PostgresDataAccess:
     """Build with `await PostgresDataAccess.connect(database_url)`; `await close()` at shutdown."""
 
-    def __init__(self, pool: Pool, *, statement_timeout_ms: int = 5000) -> None:
+    def __init__(self, pool: Pool, *, statement_timeout_ms: int = 5000, metrics: Metrics | None = None) -> None:
         self.pool = pool
+        self._metrics = metrics
         self._statement_timeout = f"{statement_timeout_ms}ms"
         self._usage: GroupCommit[UsageRecord, float | None] = GroupCommit(self._insert_usage)
         self._reservations: GroupCommit[BudgetReservation, uuid.UUID | None] = GroupCommit(self._reserve_batch)
@@ -98,6 +101,7 @@ class PostgresDataAccess:
         pool_timeout: float = 5.0,
         connect_timeout: int = 5,
         statement_timeout_ms: int = 5000,
+        metrics: Metrics | None = None,
     ) -> PostgresDataAccess:
         """Open the pool without waiting for the database, so the app starts (and /ready says
         503) while it is down. `pool_timeout` bounds the wait for a connection in each call."""
@@ -119,7 +123,7 @@ class PostgresDataAccess:
             },
         )
         await pool.open(wait=False)
-        return cls(pool, statement_timeout_ms=statement_timeout_ms)
+        return cls(pool, statement_timeout_ms=statement_timeout_ms, metrics=metrics)
 
     async def close(self) -> None:
         await self._reservations.drain()
@@ -194,8 +198,15 @@ class PostgresDataAccess:
     async def _insert_usage(self, records: Sequence[UsageRecord]) -> list[float | Exception | None]:
         """One insert of all `records`. A row the database refuses rolls back the whole batch, so
         then each goes again on its own, and only that row's caller gets the error."""
+        started = time.perf_counter()
         try:
-            return list(await self._insert_rows(records))
+            costs: list[float | Exception | None] = list(await self._insert_rows(records))
+            if (metrics := self._metrics) is not None:
+                metrics.usage_batch_size.observe(len(records))
+                metrics.usage_commit.observe(time.perf_counter() - started)
+                stats = self.pool.get_stats()
+                metrics.db_pool_in_use.set(stats["pool_size"] - stats["pool_available"])
+            return costs
         except psycopg.Error as exc:
             # Only a refused row (integrity or data error, classes 23 and 22) is worth isolating.
             if len(records) == 1 or exc.sqlstate is None or exc.sqlstate[:2] not in ("22", "23"):
