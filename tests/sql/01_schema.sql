@@ -2,7 +2,7 @@
 -- behind it): tables and columns, the catalog's uniqueness rules, RLS on every table, and the
 -- exact grants each API role holds, which must not depend on the project's default privileges.
 begin;
-select plan(93);
+select plan(97);
 
 -- Tables and columns ----------------------------------------------------------------------------
 
@@ -14,8 +14,11 @@ from unnest(array[
 
 select tables_are('public', array[
   'organizations', 'organization_members', 'processors', 'runs', 'llm_global_settings', 'llm_usage_logs',
-  'llm_budgets', 'llm_budget_alerts'
-], 'public holds exactly the product''s eight tables');
+  'llm_budgets', 'llm_budget_alerts', 'llm_custom_providers'
+], 'public holds exactly the product''s nine tables');
+select columns_are('public', 'llm_custom_providers',
+  array['id', 'organization_id', 'name', 'base_url', 'api_style', 'models', 'is_active', 'created_at', 'updated_at'],
+  'llm_custom_providers has exactly its documented columns');
 
 select columns_are('public', 'organizations',
   array['id', 'name', 'llm_configuration', 'created_at', 'updated_at'],
@@ -143,7 +146,10 @@ from (values
   ('llm_budgets', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}'),
   ('llm_budget_alerts', 'anon', '{}'),
   ('llm_budget_alerts', 'authenticated', '{SELECT}'),
-  ('llm_budget_alerts', 'service_role', '{SELECT}')
+  ('llm_budget_alerts', 'service_role', '{SELECT}'),
+  ('llm_custom_providers', 'anon', '{}'),
+  ('llm_custom_providers', 'authenticated', '{SELECT,DELETE}'),
+  ('llm_custom_providers', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}')
 ) as t (name, role, privs);
 
 -- Column grants: table_privs_are does not see them.
@@ -156,7 +162,10 @@ select set_eq(
   $$values ('organizations', 'name'), ('organizations', 'llm_configuration'),
            ('organization_members', 'role'),
            ('processors', 'name'), ('processors', 'configuration'),
-           ('llm_budgets', 'limit_usd'), ('llm_budgets', 'hard'), ('llm_budgets', 'alert_thresholds')$$,
+           ('llm_budgets', 'limit_usd'), ('llm_budgets', 'hard'), ('llm_budgets', 'alert_thresholds'),
+           ('llm_custom_providers', 'name'), ('llm_custom_providers', 'base_url'),
+           ('llm_custom_providers', 'api_style'), ('llm_custom_providers', 'models'),
+           ('llm_custom_providers', 'is_active')$$,
   'signed-in users may update exactly these columns (RLS then picks the rows)'
 );
 
@@ -227,6 +236,7 @@ select results_eq(
     ('assert_llm_provider', '{service_role}'),
     ('assert_no_credentials', '{authenticated,service_role}'),
     ('assert_organization_keeps_an_owner', '{}'),
+    ('assert_valid_custom_provider_base_url', '{authenticated,service_role}'),
     ('assert_valid_llm_configuration', '{authenticated,service_role}'),
     ('assert_valid_llm_fallbacks', '{authenticated,service_role}'),
     ('assert_valid_llm_settings', '{authenticated,service_role}'),
@@ -234,6 +244,8 @@ select results_eq(
     ('can_manage_org_api_keys', '{}'),
     ('current_org_id', '{authenticated,service_role}'),
     ('current_org_role', '{authenticated,service_role}'),
+    ('custom_llm_model', '{authenticated,service_role}'),
+    ('custom_model_prices', '{authenticated,service_role}'),
     ('delete_org_api_key', '{authenticated,service_role}'),
     ('delete_org_api_keys_of_deleted_organization', '{}'),
     ('has_org_api_key', '{authenticated,service_role}'),
@@ -254,7 +266,9 @@ select results_eq(
     ('set_updated_at', '{}'),
     ('set_usage_estimated_cost', '{}'),
     ('store_org_api_key', '{authenticated,service_role}'),
+    ('usable_llm_profile', '{authenticated,service_role}'),
     ('validate_llm_budget', '{}'),
+    ('validate_llm_custom_provider', '{}'),
     ('validate_llm_global_settings', '{}'),
     ('validate_organization_llm_configuration', '{}'),
     ('validate_processor_configuration', '{}')$$,
@@ -276,6 +290,7 @@ select results_eq(
   array[
     'private.account_llm_usage()',
     'private.assert_organization_keeps_an_owner()',
+    'private.assert_valid_custom_provider_base_url(text,text)',
     'private.current_org_id()',
     'private.current_org_role()',
     'private.delete_org_api_key(uuid,text)',
