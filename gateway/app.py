@@ -28,7 +28,7 @@ from gateway.data.listener import ConfigChangeListener
 from gateway.data.postgres import PostgresDataAccess
 from gateway.data.postgrest import PostgrestDataAccess
 from gateway.errors import AuthError, GatewayError, ProviderRateLimited
-from gateway.http_client import build_http_client
+from gateway.http_client import build_custom_provider_client, build_http_client
 from gateway.metrics import UNMATCHED, Metrics
 from gateway.request import REQUEST_ID_HEADER, GatewayRequest, echoed_request_id
 from gateway.routes import Injected
@@ -57,6 +57,7 @@ def create_app(
             client = http_client
             if client is None:
                 client = await stack.enter_async_context(build_http_client(settings))
+            custom_client = await stack.enter_async_context(build_custom_provider_client(settings))
             data_access = data
             if data_access is None:
                 data_access = await open_data_access(settings, metrics)
@@ -73,6 +74,7 @@ def create_app(
             app.state.services = Services(
                 settings=settings,
                 http_client=client,
+                custom_http_client=custom_client,
                 data_access=data_access,
                 verifier=TokenVerifier(settings, client),
                 config_cache=config_cache,

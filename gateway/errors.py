@@ -97,6 +97,13 @@ class ProviderUnavailable(ProviderError):
     code = "provider_unavailable"
 
 
+class ProviderBlocked(GatewayError):
+    """The SSRF guard refused a custom provider's endpoint: nothing was sent."""
+
+    status = 422
+    code = "provider_blocked"
+
+
 class DatabaseUnavailable(GatewayError):
     status = 503
     code = "database_unavailable"

@@ -17,7 +17,14 @@ from typing import Literal
 
 from gateway import budget
 from gateway.data import Caller, EffectiveConfig, LlmTarget, ResolvedCall, UsageRecord
-from gateway.errors import ConfigError, GatewayError, ProviderError, ProviderTimeout, ProviderUnavailable
+from gateway.errors import (
+    ConfigError,
+    GatewayError,
+    ProviderBlocked,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from gateway.providers import ChatMessage, CompletionRequest
 from gateway.retries import Deadline, wait_before_retry
 from gateway.services import Services
@@ -125,9 +132,9 @@ async def _attempt_until_served(services: Services, caller: Caller, call: Call, 
             raise ProviderTimeout("the request's deadline passed before a provider answered")
         try:
             billed = await _attempt_target(services, caller, call, resolved, target, deadline, progress)
-        # A failure of this target (down, key rejected, not configured) is worth the next one; a
-        # request the provider refused as such would be refused by every other.
-        except (ProviderError, ConfigError) as exc:
+        # A failure of this target (down, key rejected, not configured, endpoint refused) is worth
+        # the next one; a request the provider refused as such would be refused by every other.
+        except (ProviderError, ConfigError, ProviderBlocked) as exc:
             if index == len(targets) - 1 or (isinstance(exc, ProviderError) and exc.request_refused):
                 raise
             services.metrics.fallbacks.labels(target.provider).inc()
@@ -151,7 +158,9 @@ async def _attempt_target(
     # The system key also covers an organization key deleted since the configuration was read.
     api_key = resolved.org_api_keys.get(target.provider) or settings.api_keys.get(target.provider, "")
     request = CompletionRequest(target.model, call.messages, call.system, target.settings)
-    base_url = settings.base_urls.get(target.provider, "")
+    # A custom provider's endpoint comes with its configuration, and goes through the guarded client.
+    base_url = target.base_url or settings.base_urls.get(target.provider, "")
+    client = services.custom_http_client if target.base_url else services.http_client
     retries = 0
     while True:
         seconds = deadline.remaining()
@@ -182,10 +191,9 @@ async def _attempt_target(
         )
         started = time.perf_counter()
         try:
-            billed = await complete_and_record(
-                services.http_client, data, row, base_url, api_key, to_send, seconds=seconds
-            )
-        except ConfigError as exc:  # no key for this provider, or no such provider: nothing was sent
+            billed = await complete_and_record(client, data, row, base_url, api_key, to_send, seconds=seconds)
+        # No key for this provider, no such provider, or an endpoint the SSRF guard refused: nothing was sent.
+        except (ConfigError, ProviderBlocked) as exc:
             attempts.append(Attempt(target.provider, target.model, "skipped", exc.code, 0))
             metrics.provider_calls.labels(target.provider, target.model, "skipped").inc()
             raise

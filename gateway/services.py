@@ -22,6 +22,8 @@ class Services:
 
     settings: Settings
     http_client: aiohttp.ClientSession
+    # Organizations' own endpoints, behind the SSRF guard.
+    custom_http_client: aiohttp.ClientSession
     data_access: DataAccess
     verifier: TokenVerifier
     config_cache: ConfigCache

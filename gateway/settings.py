@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 
+from gateway.outbound_guard import Network
 from gateway.providers import DEFAULT_BASE_URLS, PROVIDERS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -68,6 +70,11 @@ class Settings:
     """PROVIDER_BREAKER_WINDOW_SECONDS: within how long those failures must come."""
     breaker_cooldown: float = 30.0
     """PROVIDER_BREAKER_COOLDOWN_SECONDS: how long an open breaker skips its provider before a trial call."""
+
+    custom_provider_allowed_networks: tuple[Network, ...] = ()
+    """GATEWAY_CUSTOM_PROVIDER_ALLOWED_NETWORKS: comma-separated CIDRs an organization's custom
+    provider may reach although private (self-hosted models inside the operator's network);
+    cloud metadata addresses stay refused. Mirror them in private.custom_provider_allowed_networks."""
     request_deadline: float = 120.0
     """GATEWAY_REQUEST_DEADLINE_SECONDS: all of a request's attempts and waits end by then (504);
     a request may ask for less with `timeout_seconds`."""
@@ -144,6 +151,7 @@ class Settings:
             breaker_failures=env.integer("PROVIDER_BREAKER_FAILURES", cls.breaker_failures, 1, 1_000),
             breaker_window=env.number("PROVIDER_BREAKER_WINDOW_SECONDS", cls.breaker_window),
             breaker_cooldown=env.number("PROVIDER_BREAKER_COOLDOWN_SECONDS", cls.breaker_cooldown),
+            custom_provider_allowed_networks=env.networks("GATEWAY_CUSTOM_PROVIDER_ALLOWED_NETWORKS"),
             database_pool_size=env.integer("DATABASE_POOL_SIZE", cls.database_pool_size, 1, 1_000),
             database_timeout=env.number("DATABASE_TIMEOUT_SECONDS", cls.database_timeout),
             config_cache_seconds=env.number(
@@ -191,6 +199,12 @@ class _Env:
             if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
                 raise SettingsError(f"{name} must list origins like https://app.example.com, or be *")
         return origins
+
+    def networks(self, name: str) -> tuple[Network, ...]:
+        try:
+            return tuple(ipaddress.ip_network(n.strip()) for n in (self.text(name) or "").split(",") if n.strip())
+        except ValueError:
+            raise SettingsError(f"{name} must list networks like 10.0.0.0/8, fd00::/8 (host bits zero)") from None
 
     def number(self, name: str, default: float, *, zero_allowed: bool = False) -> float:
         value = self.text(name)

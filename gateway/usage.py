@@ -23,6 +23,7 @@ from gateway.errors import (
     ConfigError,
     DatabaseUnavailable,
     NotFoundError,
+    ProviderBlocked,
     ProviderError,
     UnsupportedSetting,
 )
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 _WITHHELD = "the call could not be recorded for billing, so its result is withheld"
 # complete() raises these before sending anything, so there is no call to bill.
-_REJECTED_BEFORE_SENDING = (BadRequest, UnsupportedSetting, ConfigError)
+_REJECTED_BEFORE_SENDING = (BadRequest, UnsupportedSetting, ConfigError, ProviderBlocked)
 
 
 @dataclass(frozen=True)

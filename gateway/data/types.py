@@ -52,6 +52,8 @@ class LlmTarget:
     capabilities: dict[str, Any]
     profile: str | None
     api_key_source: Literal["organization", "system"]
+    # An organization's custom provider's endpoint (provider "custom:<name>"); None for the catalog's.
+    base_url: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)

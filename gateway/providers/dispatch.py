@@ -15,11 +15,13 @@ from yarl import URL
 from gateway.errors import (
     BadRequest,
     ConfigError,
+    ProviderBlocked,
     ProviderError,
     ProviderRateLimited,
     ProviderTimeout,
     UnsupportedSetting,
 )
+from gateway.outbound_guard import BlockReason, OutboundBlocked, read_capped
 from gateway.providers import anthropic, google, openai_compatible
 from gateway.providers.types import Adapter, Completion, CompletionRequest, Setting
 
@@ -31,6 +33,8 @@ ADAPTERS: Mapping[str, Adapter] = {
     "meta": openai_compatible.META,
 }
 PROVIDERS: tuple[str, ...] = tuple(ADAPTERS)
+# An organization's own OpenAI-compatible endpoint: "custom:<name>".
+CUSTOM_PREFIX = "custom:"
 DEFAULT_BASE_URLS: Mapping[str, str] = {
     "anthropic": "https://api.anthropic.com",
     "openai": "https://api.openai.com/v1",
@@ -67,13 +71,17 @@ async def complete(
     most `seconds` in all.
 
     Everything is validated before any I/O. Raises ConfigError, BadRequest,
-    UnsupportedSetting, ProviderError, ProviderRateLimited or ProviderTimeout, and
-    nothing else; no message carries the API key or any request header.
+    UnsupportedSetting, ProviderBlocked (a custom provider's endpoint the SSRF guard refused,
+    before anything is sent), ProviderError, ProviderRateLimited or ProviderTimeout, and
+    nothing else; no message carries the API key or any request header. A custom provider
+    ("custom:<name>") speaks OpenAI's format; `client` must then be the guarded one.
     """
-    adapter = ADAPTERS.get(provider)
+    custom = provider.startswith(CUSTOM_PREFIX)
+    adapter = openai_compatible.OPENAI if custom else ADAPTERS.get(provider)
     if adapter is None:
         raise ConfigError(f"unknown LLM provider {provider!r}")
-    if not api_key:
+    # A custom provider has no system key; its organization may have stored none (a local model).
+    if not api_key and not custom:
         raise ConfigError(f"{provider}: no API key configured")
     _check_request(request)
     params = _params(provider, adapter.settings, request.settings)
@@ -89,7 +97,12 @@ async def complete(
             allow_redirects=False,
             timeout=_within(client.timeout, seconds),
         ) as response:
-            content = await response.read()
+            # A tenant's endpoint may answer with anything; the catalog's are trusted to be sane.
+            content = await (read_capped(response) if custom else response.read())
+    except OutboundBlocked as exc:
+        if exc.reason in (BlockReason.REDIRECT, BlockReason.BODY_TOO_LARGE):  # it was sent and answered
+            raise ProviderError(f"{provider}: {exc.reason.value}") from None
+        raise ProviderBlocked(f"{provider}: the endpoint is refused: {exc.reason.value}") from None
     # aiohttp's timeouts (connect, pool, read) are TimeoutErrors, some also ClientErrors.
     except TimeoutError as exc:
         raise ProviderTimeout(f"{provider}: request timed out ({type(exc).__name__})") from exc

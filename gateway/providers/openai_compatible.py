@@ -45,7 +45,9 @@ def build(base_url: str, api_key: str, request: CompletionRequest, params: Mappi
     messages = [{"role": "system", "content": request.system}] if request.system else []
     messages += [{"role": m.role, "content": m.content} for m in request.messages]
     body = {"model": request.model, "messages": messages, **params}
-    headers = {"authorization": f"Bearer {api_key}", "accept": "application/json"}
+    headers = {"accept": "application/json"}
+    if api_key:  # a self-hosted custom provider may need none
+        headers["authorization"] = f"Bearer {api_key}"
     return WireRequest(f"{base_url}/chat/completions", headers, body)
 
 

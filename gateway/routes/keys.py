@@ -6,6 +6,7 @@ the request. A key goes in, never out: answers carry its last four characters at
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -24,6 +25,8 @@ from gateway.services import Services
 # Matches store_org_api_key's own limit, so an oversized key is a 400 before any database work.
 API_KEY_MAX = 512
 HINT_LENGTH = 4
+# An organization's custom provider, named as the database names it (llm_custom_providers.name).
+CUSTOM_PROVIDER = re.compile(r"custom:[a-z][a-z0-9-]{1,30}")
 
 
 class ManageKeysRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,8 +38,12 @@ class ManageKeysRequest(msgspec.Struct, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.action != "list" and self.provider is None:
             raise ValueError(f"provider is required to {self.action} a key")
-        if self.provider is not None and self.provider not in PROVIDERS:
-            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
+        if (
+            self.provider is not None
+            and self.provider not in PROVIDERS
+            and not CUSTOM_PROVIDER.fullmatch(self.provider)
+        ):
+            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, or custom:<name> of a custom provider")
         if (self.action in ("set", "rotate")) != (self.api_key is not None):
             raise ValueError("api_key is required to set or rotate a key, and accepted for nothing else")
 

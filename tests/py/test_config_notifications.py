@@ -64,6 +64,12 @@ CHANGES: dict[str, Callable[[Database, Tenants], Any]] = {
     "budget set": lambda db, t: admin_call(
         db, t, "insert into llm_budgets (organization_id, period, limit_usd) values (%s, 'day', 5)", (t.acme.id,)
     ),
+    "custom provider added": lambda db, t: admin_call(
+        db,
+        t,
+        "insert into llm_custom_providers (organization_id, name, base_url) values (%s, 'own', 'https://llm.example')",
+        (t.acme.id,),
+    ),
 }
 
 

@@ -55,8 +55,10 @@ def test_provider_keys_base_urls_and_timeouts_come_from_their_variables() -> Non
             "GATEWAY_LOG_LEVEL": "DEBUG",
             "GATEWAY_CONFIG_CACHE_SECONDS": "2.5",
             "GATEWAY_CORS_ORIGINS": "https://app.example.com/, http://localhost:5173",
+            "GATEWAY_CUSTOM_PROVIDER_ALLOWED_NETWORKS": "10.20.0.0/16, fd00:1::/64",
         }
     )
+    assert [str(n) for n in settings.custom_provider_allowed_networks] == ["10.20.0.0/16", "fd00:1::/64"]
     assert settings.cors_origins == ("https://app.example.com", "http://localhost:5173")
     assert settings.api_keys == {"anthropic": "sk-ant-1"}  # blank counts as unset
     assert settings.base_urls["openai"] == "https://proxy.internal/openai/v1"
@@ -91,6 +93,14 @@ def test_provider_keys_base_urls_and_timeouts_come_from_their_variables() -> Non
         ({**DIRECT, "PROVIDER_BREAKER_COOLDOWN_SECONDS": "soon"}, "PROVIDER_BREAKER_COOLDOWN_SECONDS"),
         ({**DIRECT, "GATEWAY_CORS_ORIGINS": "app.example.com"}, "GATEWAY_CORS_ORIGINS"),
         ({**DIRECT, "GATEWAY_CORS_ORIGINS": "https://app.example.com/path"}, "GATEWAY_CORS_ORIGINS"),
+        (
+            {**DIRECT, "GATEWAY_CUSTOM_PROVIDER_ALLOWED_NETWORKS": "10.0.0.1/8"},
+            "GATEWAY_CUSTOM_PROVIDER_ALLOWED_NETWORKS",
+        ),
+        (
+            {**DIRECT, "GATEWAY_CUSTOM_PROVIDER_ALLOWED_NETWORKS": "intranet"},
+            "GATEWAY_CUSTOM_PROVIDER_ALLOWED_NETWORKS",
+        ),
     ],
 )
 def test_missing_or_malformed_variable_is_named(env: dict[str, str], named: str) -> None:
