@@ -5,6 +5,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from yarl import URL
 from gateway.errors import (
     BadRequest,
     ConfigError,
+    GatewayError,
     ProviderBlocked,
     ProviderError,
     ProviderRateLimited,
@@ -23,7 +25,7 @@ from gateway.errors import (
 )
 from gateway.outbound_guard import BlockReason, OutboundBlocked, read_capped
 from gateway.providers import anthropic, google, openai_compatible
-from gateway.providers.types import Adapter, Completion, CompletionRequest, Setting
+from gateway.providers.types import Adapter, Completion, CompletionRequest, Setting, WireRequest
 
 ADAPTERS: Mapping[str, Adapter] = {
     "anthropic": anthropic.ADAPTER,
@@ -58,6 +60,33 @@ _NOT_JSON = object()
 _JSON = msgspec.json.Encoder()
 
 
+@dataclass(frozen=True)
+class PreparedCall:
+    """A validated request in `provider`'s wire format, not sent yet."""
+
+    provider: str
+    adapter: Adapter
+    wire: WireRequest
+    # An organization's own endpoint: its answers are read with a size cap.
+    custom: bool
+
+
+def prepare(provider: str, base_url: str, api_key: str, request: CompletionRequest) -> PreparedCall:
+    """Validate and build a call to `provider`; raises ConfigError, BadRequest or UnsupportedSetting.
+    A custom provider ("custom:<name>") speaks OpenAI's format."""
+    custom = provider.startswith(CUSTOM_PREFIX)
+    adapter = openai_compatible.OPENAI if custom else ADAPTERS.get(provider)
+    if adapter is None:
+        raise ConfigError(f"unknown LLM provider {provider!r}")
+    # A custom provider has no system key; its organization may have stored none (a local model).
+    if not api_key and not custom:
+        raise ConfigError(f"{provider}: no API key configured")
+    _check_request(request)
+    params = _params(provider, adapter.settings, request.settings)
+    wire = adapter.build(base_url.rstrip("/"), api_key, request, params)
+    return PreparedCall(provider, adapter, wire, custom)
+
+
 async def complete(
     client: aiohttp.ClientSession,
     provider: str,
@@ -73,62 +102,65 @@ async def complete(
     Everything is validated before any I/O. Raises ConfigError, BadRequest,
     UnsupportedSetting, ProviderBlocked (a custom provider's endpoint the SSRF guard refused,
     before anything is sent), ProviderError, ProviderRateLimited or ProviderTimeout, and
-    nothing else; no message carries the API key or any request header. A custom provider
-    ("custom:<name>") speaks OpenAI's format; `client` must then be the guarded one.
+    nothing else; no message carries the API key or any request header. For a custom provider
+    `client` must be the guarded one.
     """
-    custom = provider.startswith(CUSTOM_PREFIX)
-    adapter = openai_compatible.OPENAI if custom else ADAPTERS.get(provider)
-    if adapter is None:
-        raise ConfigError(f"unknown LLM provider {provider!r}")
-    # A custom provider has no system key; its organization may have stored none (a local model).
-    if not api_key and not custom:
-        raise ConfigError(f"{provider}: no API key configured")
-    _check_request(request)
-    params = _params(provider, adapter.settings, request.settings)
-    wire = adapter.build(base_url.rstrip("/"), api_key, request, params)
-    headers = {**wire.headers, "content-type": "application/json"}
+    call = prepare(provider, base_url, api_key, request)
+    headers = {**call.wire.headers, "content-type": "application/json"}
     try:
         # encoded=True: the URL goes out exactly as the adapter quoted it (a model id's ":" or "?"
         # stays escaped inside its path segment).
         async with client.post(
-            URL(wire.url, encoded=True),
-            data=_JSON.encode(wire.body),
+            URL(call.wire.url, encoded=True),
+            data=_JSON.encode(call.wire.body),
             headers=headers,
             allow_redirects=False,
             timeout=_within(client.timeout, seconds),
         ) as response:
             # A tenant's endpoint may answer with anything; the catalog's are trusted to be sane.
-            content = await (read_capped(response) if custom else response.read())
-    except OutboundBlocked as exc:
-        if exc.reason in (BlockReason.REDIRECT, BlockReason.BODY_TOO_LARGE):  # it was sent and answered
-            raise ProviderError(f"{provider}: {exc.reason.value}") from None
-        raise ProviderBlocked(f"{provider}: the endpoint is refused: {exc.reason.value}") from None
-    # aiohttp's timeouts (connect, pool, read) are TimeoutErrors, some also ClientErrors.
-    except TimeoutError as exc:
-        raise ProviderTimeout(f"{provider}: request timed out ({type(exc).__name__})") from exc
-    except aiohttp.InvalidURL as exc:
-        raise ConfigError(f"{provider}: invalid base URL") from exc
-    except aiohttp.ClientError as exc:  # refused, reset, closed mid-answer: worth another try
-        raise ProviderError(f"{provider}: request failed ({type(exc).__name__})", retryable=True) from exc
+            content = await (read_capped(response) if call.custom else response.read())
+    except (OutboundBlocked, TimeoutError, aiohttp.ClientError) as exc:
+        raise transport_error(provider, exc) from exc
 
-    body = _read_json(content)
     status = response.status
-    if 200 <= status < 300:
-        if body is _NOT_JSON:
-            raise ProviderError(f"{provider}: response is not JSON (HTTP {status})")
-        try:
-            return adapter.parse(body, request.model)
-        except _PARSE_ERRORS as exc:
-            raise ProviderError(_message(provider, f"unexpected response: {_explain(exc)}", api_key)) from None
+    if not 200 <= status < 300:
+        raise http_error(call, api_key, response, content)
+    body = _read_json(content)
+    if body is _NOT_JSON:
+        raise ProviderError(f"{provider}: response is not JSON (HTTP {status})")
+    try:
+        return call.adapter.parse(body, request.model)
+    except _PARSE_ERRORS as exc:
+        raise ProviderError(_message(provider, f"unexpected response: {_explain(exc)}", api_key)) from None
 
+
+def transport_error(provider: str, exc: OutboundBlocked | TimeoutError | aiohttp.ClientError) -> GatewayError:
+    """What a failure to send or to read an answer means for the caller."""
+    if isinstance(exc, OutboundBlocked):
+        if exc.reason in (BlockReason.REDIRECT, BlockReason.BODY_TOO_LARGE):  # it was sent and answered
+            return ProviderError(f"{provider}: {exc.reason.value}")
+        return ProviderBlocked(f"{provider}: the endpoint is refused: {exc.reason.value}")
+    # aiohttp's timeouts (connect, pool, read) are TimeoutErrors, some also ClientErrors.
+    if isinstance(exc, TimeoutError):
+        return ProviderTimeout(f"{provider}: request timed out ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return ConfigError(f"{provider}: invalid base URL")
+    # Refused, reset, closed mid-answer: worth another try.
+    return ProviderError(f"{provider}: request failed ({type(exc).__name__})", retryable=True)
+
+
+def http_error(call: PreparedCall, api_key: str, response: aiohttp.ClientResponse, content: bytes) -> ProviderError:
+    """The provider's non-2xx answer, its key scrubbed from the message."""
+    provider, adapter, status = call.provider, call.adapter, response.status
+    body = _read_json(content)
     detail = None if body is _NOT_JSON else adapter.error_message(body)
     message = _message(provider, f"{detail or response.reason or 'error'} (HTTP {status})", api_key)
     if status == 429:
         retry_after = _parse_retry_after(response.headers.get("retry-after"))
         if retry_after is None and adapter.retry_after is not None and body is not _NOT_JSON:
             retry_after = adapter.retry_after(body)
-        raise ProviderRateLimited(message, retry_after)
-    raise ProviderError(message, retryable=status in RETRYABLE_STATUSES, upstream_status=status)
+        return ProviderRateLimited(message, retry_after)
+    return ProviderError(message, retryable=status in RETRYABLE_STATUSES, upstream_status=status)
 
 
 def _within(timeout: aiohttp.ClientTimeout, seconds: float | None) -> aiohttp.ClientTimeout:
