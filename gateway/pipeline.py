@@ -12,11 +12,14 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, Protocol, TypeVar
+
+import aiohttp
 
 from gateway import budget
-from gateway.data import Caller, EffectiveConfig, LlmTarget, ResolvedCall, UsageRecord
+from gateway.data import Caller, DataAccess, EffectiveConfig, LlmTarget, ResolvedCall, UsageRecord
 from gateway.errors import (
     ConfigError,
     GatewayError,
@@ -28,7 +31,7 @@ from gateway.errors import (
 from gateway.providers import ChatMessage, CompletionRequest
 from gateway.retries import Deadline, wait_before_retry
 from gateway.services import Services
-from gateway.usage import BilledCompletion, complete_and_record
+from gateway.usage import BilledCompletion, BilledStream, complete_and_record, open_billed_stream
 
 # One JSON line per execute call, for log pipelines: its own logger, so operators can route it.
 request_log = logging.getLogger("gateway.requests")
@@ -66,16 +69,49 @@ class _Progress:
     away_seconds: float = 0.0
 
 
+# What an attempt that a provider served gives: a completion billed, or a stream under way.
+Served = TypeVar("Served", BilledCompletion, BilledStream)
+_Sent = TypeVar("_Sent", BilledCompletion, BilledStream, covariant=True)
+
+
+class _Send(Protocol[_Sent]):
+    """complete_and_record or open_billed_stream: one attempt at a provider, its row billed."""
+
+    def __call__(
+        self,
+        client: aiohttp.ClientSession,
+        data: DataAccess,
+        row: UsageRecord,
+        base_url: str,
+        api_key: str,
+        request: CompletionRequest,
+        *,
+        seconds: float | None = None,
+    ) -> Awaitable[_Sent]: ...
+
+
 @dataclass(frozen=True)
-class CallOutcome:
+class CallOutcome(Generic[Served]):
     config: EffectiveConfig
     # The target that served: the configured one, or one of its fallbacks.
     target: LlmTarget
-    billed: BilledCompletion
+    billed: Served
     attempts: tuple[Attempt, ...]
 
 
-async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome:
+async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome[BilledCompletion]:
+    """Run `call` to its completion, billed."""
+    return await _logged(services, caller, call, complete_and_record)
+
+
+async def execute_stream(services: Services, caller: Caller, call: Call) -> CallOutcome[BilledStream]:
+    """Run `call` until a provider is streaming its answer: retries and fallbacks happen only
+    before then, while nothing has reached the caller. The stream's row is written by its
+    `finish`, which the caller must await however the stream ends."""
+    return await _logged(services, caller, call, open_billed_stream)
+
+
+async def _logged(services: Services, caller: Caller, call: Call, send: _Send[Served]) -> CallOutcome[Served]:
     """Run `call`, and log one JSON line about it (ids, provider, model, status, duration, number
     of attempts: never a key, a prompt or a completion)."""
     started = time.perf_counter()
@@ -86,7 +122,7 @@ async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome
         "processor_id": None if call.processor_id is None else str(call.processor_id),
     }
     try:
-        outcome = await _execute(services, caller, call, progress)
+        outcome = await _execute(services, caller, call, progress, send)
     except GatewayError as exc:
         line |= {"status": exc.status, "error_code": exc.code, "attempts": len(exc.attempts or ())}
         raise
@@ -109,9 +145,11 @@ async def execute(services: Services, caller: Caller, call: Call) -> CallOutcome
             request_log.info(json.dumps(line))
 
 
-async def _execute(services: Services, caller: Caller, call: Call, progress: _Progress) -> CallOutcome:
+async def _execute(
+    services: Services, caller: Caller, call: Call, progress: _Progress, send: _Send[Served]
+) -> CallOutcome[Served]:
     try:
-        return await _attempt_until_served(services, caller, call, progress)
+        return await _attempt_until_served(services, caller, call, progress, send)
     except GatewayError as exc:
         # Whatever ends the request (the provider, a budget refusal on a retry, the database),
         # its answer lists the attempts already made and billed.
@@ -120,7 +158,9 @@ async def _execute(services: Services, caller: Caller, call: Call, progress: _Pr
         raise
 
 
-async def _attempt_until_served(services: Services, caller: Caller, call: Call, progress: _Progress) -> CallOutcome:
+async def _attempt_until_served(
+    services: Services, caller: Caller, call: Call, progress: _Progress, send: _Send[Served]
+) -> CallOutcome[Served]:
     """The configured target first, then each fallback in order, until one serves the call."""
     deadline = Deadline(min(services.settings.request_deadline, call.timeout_seconds or math.inf))
     resolved = await services.config_cache.resolve_call(
@@ -131,7 +171,7 @@ async def _attempt_until_served(services: Services, caller: Caller, call: Call, 
         if deadline.remaining() <= 0:
             raise ProviderTimeout("the request's deadline passed before a provider answered")
         try:
-            billed = await _attempt_target(services, caller, call, resolved, target, deadline, progress)
+            billed = await _attempt_target(services, caller, call, resolved, target, deadline, progress, send)
         # A failure of this target (down, key rejected, not configured, endpoint refused) is worth
         # the next one; a request the provider refused as such would be refused by every other.
         except (ProviderError, ConfigError, ProviderBlocked) as exc:
@@ -151,7 +191,8 @@ async def _attempt_target(
     target: LlmTarget,
     deadline: Deadline,
     progress: _Progress,
-) -> BilledCompletion:
+    send: _Send[Served],
+) -> Served:
     """The attempts at one target: the first, then retries of retryable failures."""
     settings, data, metrics = services.settings, services.data_access, services.metrics
     attempts = progress.attempts
@@ -191,7 +232,7 @@ async def _attempt_target(
         )
         started = time.perf_counter()
         try:
-            billed = await complete_and_record(client, data, row, base_url, api_key, to_send, seconds=seconds)
+            billed = await send(client, data, row, base_url, api_key, to_send, seconds=seconds)
         # No key for this provider, no such provider, or an endpoint the SSRF guard refused: nothing was sent.
         except (ConfigError, ProviderBlocked) as exc:
             attempts.append(Attempt(target.provider, target.model, "skipped", exc.code, 0))

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -27,7 +29,7 @@ from gateway.errors import (
     ProviderError,
     UnsupportedSetting,
 )
-from gateway.providers import Completion, CompletionRequest, complete
+from gateway.providers import Completion, CompletionRequest, ProviderStream, Usage, complete, open_stream
 from gateway.storable import STORED_TEXT_MAX, storable, unstorable
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,101 @@ async def complete_and_record(
         ),
     )
     return BilledCompletion(completion, cost, response_time_ms, provider_seconds)
+
+
+# Roughly four characters to a token in the providers' tokenizers for English text: only for a
+# stream that ended before the provider reported its usage, and the row says it is an estimate.
+_CHARACTERS_PER_TOKEN = 4
+
+
+async def open_billed_stream(
+    client: aiohttp.ClientSession,
+    data: DataAccess,
+    row: UsageRecord,
+    base_url: str,
+    api_key: str,
+    request: CompletionRequest,
+    *,
+    seconds: float | None = None,
+) -> BilledStream:
+    """Open a streamed call to `row.provider`: once this returns, the provider is streaming and
+    nothing has reached the caller yet. A failure to open is recorded like complete_and_record's;
+    the open stream's row is written by `BilledStream.finish`, exactly once."""
+    stream = open_stream(client, row.provider, base_url, api_key, request, seconds=seconds)
+    started = time.perf_counter()
+    try:
+        await stream.__aenter__()
+    except _REJECTED_BEFORE_SENDING:
+        raise
+    except ProviderError as exc:
+        await _record(data, dataclasses.replace(row, response_time_ms=_ms(started), error_message=exc.message))
+        raise
+    except asyncio.CancelledError:
+        abandoned = dataclasses.replace(
+            row, response_time_ms=_ms(started), error_message="request cancelled before the provider answered"
+        )
+        with contextlib.suppress(DatabaseUnavailable):
+            await _record(data, abandoned)
+        raise
+    return BilledStream(stream, data, row, request, started)
+
+
+class BilledStream:
+    """An open provider stream: iterate it for text as it arrives; `finish` writes its row."""
+
+    def __init__(
+        self, stream: ProviderStream, data: DataAccess, row: UsageRecord, request: CompletionRequest, started: float
+    ) -> None:
+        self._stream = stream
+        self._data = data
+        self._row = row
+        self._request = request
+        self._started = started
+        # Time to the provider's first answer: what the attempt took before streaming began.
+        self.provider_seconds = time.perf_counter() - started
+        self.response_time_ms = round(self.provider_seconds * 1000)
+        self.finished = False
+        self.recorded = False
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        """The text as it arrives; raises the provider's failure after yielding what came before it."""
+        async for delta in self._stream:
+            yield delta.content
+        self.finished = self._stream.finished
+
+    @property
+    def model(self) -> str:
+        return self._stream.model
+
+    async def finish(self, error_message: str | None) -> BilledCompletion:
+        """Stop reading and commit the row, once: the provider's usage, or (when it reported none)
+        an estimate from the text sent and received, marked usage_estimated."""
+        self.recorded = True
+        await self._stream.aclose()
+        response_time_ms = _ms(self._started)
+        usage, estimated = self._stream.usage, False
+        if usage is None:
+            usage, estimated = self._estimated_usage(), True
+        row = dataclasses.replace(
+            self._row,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            response_time_ms=response_time_ms,
+            error_message=error_message,
+            usage_estimated=estimated,
+        )
+        cost = await _record(self._data, row)
+        completion = Completion(self._stream.text, self._stream.model, usage)
+        return BilledCompletion(completion, cost, response_time_ms, self.provider_seconds)
+
+    def _estimated_usage(self) -> Usage:
+        sent = sum(len(m.content) for m in self._request.messages) + len(self._request.system or "")
+        return Usage(
+            input_tokens=math.ceil(sent / _CHARACTERS_PER_TOKEN),
+            output_tokens=math.ceil(len(self._stream.text) / _CHARACTERS_PER_TOKEN),
+        )
 
 
 async def _record(data: DataAccess, row: UsageRecord) -> float | None:

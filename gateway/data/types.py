@@ -114,6 +114,8 @@ class UsageRecord:
     # The request this call was an attempt of, and which attempt (1, 2, ...).
     request_id: uuid.UUID | None = None
     attempt: int | None = None
+    # The token counts are an estimate: a stream ended before the provider reported its usage.
+    usage_estimated: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,30 @@
-"""POST /functions/v1/execute-llm: resolve the caller's configuration, call the provider, bill it."""
+"""POST /functions/v1/execute-llm: resolve the caller's configuration, call the provider, bill it;
+as one JSON answer, or as server-sent events with `stream`."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
+from litestar.response import Stream
 
 from gateway import pipeline
 from gateway.auth import organization_of
 from gateway.data import Caller
-from gateway.pipeline import Call
+from gateway.errors import ProviderError
+from gateway.pipeline import Call, CallOutcome
 from gateway.providers import ChatMessage
 from gateway.request import REQUEST_ID_HEADER, request_id_of
 from gateway.routes import Injected, error_responses
+from gateway.routes.sse import CLIENT_GONE, NO_BUFFERING, sse_event
 from gateway.services import Services
 from gateway.storable import unstorable
+from gateway.usage import BilledCompletion, BilledStream
 
 # The width of llm_usage_logs.operation_id: longer ids would fail only after the call.
 OPERATION_ID_MAX = 200
@@ -43,6 +48,9 @@ class ExecuteRequest(msgspec.Struct, forbid_unknown_fields=True):
     timeout_seconds: (
         Annotated[float, msgspec.Meta(gt=0, le=3600, description="Less than the gateway's deadline, if wanted.")] | None
     ) = None
+    stream: Annotated[bool, msgspec.Meta(description="Answer text/event-stream: delta events, then done or error.")] = (
+        False
+    )
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
@@ -82,8 +90,9 @@ class AttemptOut(msgspec.Struct):
     response_time_ms: int
 
 
-class ExecuteResponse(msgspec.Struct):
-    content: str
+class StreamDone(msgspec.Struct):
+    """The `done` event of a stream: the JSON answer's fields but the content, already sent."""
+
     provider: str
     model: str
     usage: UsageOut
@@ -93,10 +102,14 @@ class ExecuteResponse(msgspec.Struct):
     attempts: list[AttemptOut]
 
 
+class ExecuteResponse(StreamDone):
+    content: str
+
+
 @post(
     "/functions/v1/execute-llm",
     status_code=200,
-    summary="Run one LLM completion for the caller's organization",
+    summary="Run one LLM completion for the caller's organization (JSON, or text/event-stream with stream)",
     responses=error_responses(400, 401, 402, 403, 404, 422, 429, 502, 503, 504),
 )
 async def execute_llm(
@@ -104,7 +117,7 @@ async def execute_llm(
     caller: Injected[Caller],
     services: Injected[Services],
     request: Request[Any, Any, State],
-) -> Response[ExecuteResponse]:
+) -> Response[ExecuteResponse] | Stream:
     messages = (
         (ChatMessage(role="user", content=data.prompt),)
         if data.prompt is not None
@@ -121,13 +134,43 @@ async def execute_llm(
         run_id=data.run_id,
         operation_id=data.operation_id,
     )
+    headers = {REQUEST_ID_HEADER: str(request_id)}
+    if data.stream:
+        # Errors until a provider is streaming are ordinary JSON answers with their status.
+        streaming = await pipeline.execute_stream(services, caller, call)
+        return Stream(_events(streaming), media_type="text/event-stream", headers={**headers, **NO_BUFFERING})
     outcome = await pipeline.execute(services, caller, call)
-    config, target, billed = outcome.config, outcome.target, outcome.billed
-    completion, usage = billed.completion, billed.completion.usage
-    answer = ExecuteResponse(
-        content=completion.content,
+    completion = outcome.billed.completion
+    done = _done(outcome, outcome.billed)
+    answer = ExecuteResponse(content=completion.content, **msgspec.structs.asdict(done))
+    return Response(answer, headers=headers)
+
+
+async def _events(outcome: CallOutcome[BilledStream]) -> AsyncIterator[bytes]:
+    """delta events as text arrives, then done (the row committed first) or error. A client that
+    goes away closes this generator: the upstream stream is closed and the row still written."""
+    stream = outcome.billed
+    try:
+        try:
+            async for text in stream:
+                yield sse_event("delta", {"content": text})
+        except ProviderError as exc:
+            await stream.finish(exc.message)
+            yield sse_event("error", {"error": {"code": exc.code, "message": exc.message}})
+            return
+        billed = await stream.finish(None)
+        yield sse_event("done", _done(outcome, billed))
+    finally:
+        if not stream.recorded:
+            await stream.finish(CLIENT_GONE)
+
+
+def _done(outcome: CallOutcome[Any], billed: BilledCompletion) -> StreamDone:
+    config, target = outcome.config, outcome.target
+    usage = billed.completion.usage
+    return StreamDone(
         provider=target.provider,
-        model=completion.model,
+        model=billed.completion.model,
         usage=UsageOut(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
@@ -142,4 +185,3 @@ async def execute_llm(
             AttemptOut(a.provider, a.model, a.outcome, a.error_code, a.response_time_ms) for a in outcome.attempts
         ],
     )
-    return Response(answer, headers={REQUEST_ID_HEADER: str(request_id)})
