@@ -2,7 +2,7 @@
 -- behind it): tables and columns, the catalog's uniqueness rules, RLS on every table, and the
 -- exact grants each API role holds, which must not depend on the project's default privileges.
 begin;
-select plan(97);
+select plan(109);
 
 -- Tables and columns ----------------------------------------------------------------------------
 
@@ -54,8 +54,9 @@ select columns_are('public', 'llm_budget_alerts',
 select functions_are('public', array[
   'store_org_api_key', 'delete_org_api_key', 'list_org_api_keys', 'get_org_api_key',
   'get_effective_llm_config', 'get_effective_llm_config_for_org', 'reserve_llm_budget', 'reserve_llm_budgets',
-  'get_llm_budget_status', 'get_llm_budget_status_for_org', 'get_llm_usage_summary', 'estimate_llm_cost'
-], 'public exposes exactly the twelve API functions');
+  'get_llm_budget_status', 'get_llm_budget_status_for_org', 'get_llm_usage_summary', 'estimate_llm_cost',
+  'get_llm_config_for_model', 'get_llm_config_for_model_for_org', 'list_llm_models', 'list_llm_models_for_org'
+], 'public exposes exactly the sixteen API functions');
 
 -- The model catalog -----------------------------------------------------------------------------
 
@@ -220,7 +221,19 @@ from (values
   ('get_llm_usage_summary', '{timestamptz,timestamptz,text}', 'service_role', '{}'),
   ('estimate_llm_cost', '{uuid,integer,integer}', 'anon', '{}'),
   ('estimate_llm_cost', '{uuid,integer,integer}', 'authenticated', '{EXECUTE}'),
-  ('estimate_llm_cost', '{uuid,integer,integer}', 'service_role', '{}')
+  ('estimate_llm_cost', '{uuid,integer,integer}', 'service_role', '{}'),
+  ('get_llm_config_for_model', '{text}', 'anon', '{}'),
+  ('get_llm_config_for_model', '{text}', 'authenticated', '{EXECUTE}'),
+  ('get_llm_config_for_model', '{text}', 'service_role', '{}'),
+  ('get_llm_config_for_model_for_org', '{uuid,text}', 'anon', '{}'),
+  ('get_llm_config_for_model_for_org', '{uuid,text}', 'authenticated', '{}'),
+  ('get_llm_config_for_model_for_org', '{uuid,text}', 'service_role', '{EXECUTE}'),
+  ('list_llm_models', '{}', 'anon', '{}'),
+  ('list_llm_models', '{}', 'authenticated', '{EXECUTE}'),
+  ('list_llm_models', '{}', 'service_role', '{}'),
+  ('list_llm_models_for_org', '{uuid}', 'anon', '{}'),
+  ('list_llm_models_for_org', '{uuid}', 'authenticated', '{}'),
+  ('list_llm_models_for_org', '{uuid}', 'service_role', '{EXECUTE}')
 ) as f (name, args, role, privs);
 
 -- Helpers in private: which API roles may execute each (PUBLIC's default EXECUTE revoked everywhere).
@@ -253,6 +266,7 @@ select results_eq(
     ('list_org_api_keys', '{authenticated,service_role}'),
     ('llm_budget_period_start', '{}'),
     ('llm_budget_status', '{authenticated,service_role}'),
+    ('llm_model_choices', '{authenticated,service_role}'),
     ('llm_providers', '{authenticated,service_role}'),
     ('llm_usage_summary', '{authenticated,service_role}'),
     ('notify_llm_config_changed', '{}'),
@@ -264,6 +278,7 @@ select results_eq(
     ('reserve_llm_budgets', '{service_role}'),
     ('resolve_llm_config', '{authenticated,service_role}'),
     ('resolve_llm_fallbacks', '{authenticated,service_role}'),
+    ('resolve_llm_model_choice', '{authenticated,service_role}'),
     ('set_updated_at', '{}'),
     ('set_usage_estimated_cost', '{}'),
     ('store_org_api_key', '{authenticated,service_role}'),
