@@ -37,12 +37,25 @@ from gateway.routes.execute import execute_llm
 from gateway.routes.health import health, ready
 from gateway.routes.keys import manage_llm_keys
 from gateway.routes.metrics import metrics as metrics_route
+from gateway.routes.openai import chat_completions, list_models
 from gateway.services import Services
 from gateway.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
 BEARER = "bearer"
+# OpenAI's routes answer errors in OpenAI's shape, with OpenAI's error types.
+OPENAI_PATHS = "/v1/"
+_OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
 
 
 def create_app(
@@ -84,7 +97,16 @@ def create_app(
             yield
 
     return Litestar(
-        route_handlers=[execute_llm, manage_llm_keys, llm_config, health, ready, metrics_route],
+        route_handlers=[
+            execute_llm,
+            manage_llm_keys,
+            llm_config,
+            health,
+            ready,
+            metrics_route,
+            chat_completions,
+            list_models,
+        ],
         lifespan=[lifespan],
         before_send=[_count_answers(metrics)],
         request_class=GatewayRequest,
@@ -171,7 +193,20 @@ async def _provide_caller(request: Request[Any, Any, State], services: Injected[
     return await services.verifier.caller(request.headers.get("authorization"))
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response[Any]:
+def _error(
+    request: Request[Any, Any, State],
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[Any]:
+    """{"error": {"code", "message"}}; on the OpenAI-compatible routes OpenAI's {"error":
+    {"message", "type", "code", "param"}}, so its SDKs raise their matching exception."""
+    if request.scope["path"].startswith(OPENAI_PATHS):
+        kind = _OPENAI_ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        body = {"message": message, "type": kind, "code": code, "param": None, **extra}
+        return Response({"error": body}, status_code=status, headers=headers)
     return Response({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
 
 
@@ -184,13 +219,13 @@ def _gateway_error(request: Request[Any, Any, State], exc: GatewayError) -> Resp
     if (request_id := echoed_request_id(request)) is not None:
         headers[REQUEST_ID_HEADER] = request_id
     extra = {} if exc.attempts is None else {"attempts": exc.attempts}
-    return _error(exc.status, exc.code, exc.message, headers, **extra)
+    return _error(request, exc.status, exc.code, exc.message, headers, **extra)
 
 
 def _validation_error(request: Request[Any, Any, State], exc: ValidationException) -> Response[Any]:
     details = exc.extra if isinstance(exc.extra, list) else []
     problems = "; ".join(f"{d.get('key')}: {d.get('message')}" for d in details if isinstance(d, dict))
-    return _error(400, "invalid_request", f"invalid request: {problems or exc.detail}", details=details)
+    return _error(request, 400, "invalid_request", f"invalid request: {problems or exc.detail}", details=details)
 
 
 def _http_error(request: Request[Any, Any, State], exc: HTTPException) -> Response[Any]:
@@ -198,9 +233,9 @@ def _http_error(request: Request[Any, Any, State], exc: HTTPException) -> Respon
     if exc.status_code >= 500:
         return _unexpected_error(request, exc)
     if exc.status_code == 400:  # a body that does not decode
-        return _error(400, "invalid_request", f"invalid request: {exc.detail}")
+        return _error(request, 400, "invalid_request", f"invalid request: {exc.detail}")
     code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
-    return _error(exc.status_code, code.get(exc.status_code, "http_error"), exc.detail, exc.headers)
+    return _error(request, exc.status_code, code.get(exc.status_code, "http_error"), exc.detail, exc.headers)
 
 
 def _unexpected_error(request: Request[Any, Any, State], exc: Exception) -> Response[Any]:
@@ -208,4 +243,4 @@ def _unexpected_error(request: Request[Any, Any, State], exc: Exception) -> Resp
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "unknown"
     logger.error("unexpected %s at %s on %s %s", type(exc).__name__, where, request.method, request.url.path)
-    return _error(500, "internal_error", "internal error")
+    return _error(request, 500, "internal_error", "internal error")

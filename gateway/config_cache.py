@@ -30,7 +30,7 @@ MAX_ENTRIES = 10_000
 # The payload of a change to the catalog, which every organization's configuration reads.
 EVERY_ORGANIZATION = "*"
 
-_Key = tuple[str, uuid.UUID, uuid.UUID | None, uuid.UUID | None]
+_Key = tuple[str, uuid.UUID, uuid.UUID | None, uuid.UUID | None, str | None]
 _Entry = tuple[float, ResolvedCall]
 
 
@@ -65,13 +65,14 @@ class ConfigCache:
         organization_id: uuid.UUID,
         processor_id: uuid.UUID | None,
         run_id: uuid.UUID | None,
+        model: str | None = None,
     ) -> ResolvedCall:
         state = self.state
         if state not in ("listening", "ttl"):
             if state == "bypassed" and self._metrics is not None:
                 self._metrics.config_cache_miss.inc()
-            return await data.resolve_call(caller, organization_id, processor_id, run_id)
-        key = (caller.token, organization_id, processor_id, run_id)
+            return await data.resolve_call(caller, organization_id, processor_id, run_id, model)
+        key = (caller.token, organization_id, processor_id, run_id, model)
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
@@ -82,7 +83,7 @@ class ConfigCache:
         if self._metrics is not None:
             self._metrics.config_cache_miss.inc()
         generation = self._generation
-        resolved = await data.resolve_call(caller, organization_id, processor_id, run_id)
+        resolved = await data.resolve_call(caller, organization_id, processor_id, run_id, model)
         if self._generation == generation and self.state in ("listening", "ttl"):
             self._entries[key] = (now + self._seconds, resolved)
             self._entries.move_to_end(key)

@@ -12,9 +12,9 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import aiohttp
 
@@ -49,6 +49,10 @@ class Call:
     request_id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
     # Less than GATEWAY_REQUEST_DEADLINE_SECONDS, if the caller asks for it.
     timeout_seconds: float | None = None
+    # A model named by the caller (profile/<name>, <provider>/<model_name>) instead of a processor.
+    model: str | None = None
+    # Settings the caller sets for this call, over every target's own.
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,7 @@ async def _attempt_until_served(
     """The configured target first, then each fallback in order, until one serves the call."""
     deadline = Deadline(min(services.settings.request_deadline, call.timeout_seconds or math.inf))
     resolved = await services.config_cache.resolve_call(
-        services.data_access, caller, call.organization_id, call.processor_id, call.run_id
+        services.data_access, caller, call.organization_id, call.processor_id, call.run_id, call.model
     )
     targets = resolved.config.targets
     for index, target in enumerate(targets):
@@ -198,7 +202,8 @@ async def _attempt_target(
     attempts = progress.attempts
     # The system key also covers an organization key deleted since the configuration was read.
     api_key = resolved.org_api_keys.get(target.provider) or settings.api_keys.get(target.provider, "")
-    request = CompletionRequest(target.model, call.messages, call.system, target.settings)
+    call_settings = {**target.settings, **call.settings} if call.settings else target.settings
+    request = CompletionRequest(target.model, call.messages, call.system, call_settings)
     # A custom provider's endpoint comes with its configuration, and goes through the guarded client.
     base_url = target.base_url or settings.base_urls.get(target.provider, "")
     client = services.custom_http_client if target.base_url else services.http_client

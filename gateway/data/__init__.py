@@ -7,6 +7,7 @@ from gateway.data.types import (
     EffectiveConfig,
     KeyInfo,
     LlmTarget,
+    ModelChoice,
     ResolvedCall,
     UsageRecord,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "EffectiveConfig",
     "KeyInfo",
     "LlmTarget",
+    "ModelChoice",
     "ResolvedCall",
     "UsageRecord",
 ]

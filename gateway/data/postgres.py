@@ -33,6 +33,7 @@ from gateway.data.types import (
     Caller,
     EffectiveConfig,
     KeyInfo,
+    ModelChoice,
     ResolvedCall,
     UsageRecord,
 )
@@ -143,21 +144,26 @@ class PostgresDataAccess:
         """A signed-in caller's organization comes from its token (the database's check);
         `organization_id` is used for the service role only."""
         rows = await self._call(
-            caller, "select " + _config_query(caller), _config_params(caller, organization_id, processor_id)
+            caller, "select " + _config_query(caller, None), _config_params(caller, organization_id, processor_id, None)
         )
         return EffectiveConfig.from_json(rows[0][0])
 
     async def resolve_call(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
+        self,
+        caller: Caller,
+        organization_id: uuid.UUID,
+        processor_id: uuid.UUID | None,
+        run_id: uuid.UUID | None,
+        model: str | None = None,
     ) -> ResolvedCall:
         """One round trip: resolve as the caller, keep the result in a transaction-local setting,
         switch to the service role, read the key only if the organization's is the one to use,
         check the run and look for a hard budget."""
         rows = await self._call(
             caller,
-            "select set_config('gateway.effective_config', " + _config_query(caller) + _CALL_AS_SERVICE,
+            "select set_config('gateway.effective_config', " + _config_query(caller, model) + _CALL_AS_SERVICE,
             (
-                *_config_params(caller, organization_id, processor_id),
+                *_config_params(caller, organization_id, processor_id, model),
                 _SERVICE_CLAIMS,
                 organization_id,
                 run_id,
@@ -168,6 +174,13 @@ class PostgresDataAccess:
         if not run_of_organization:
             raise NotFoundError(RUN_NOT_FOUND)
         return ResolvedCall(EffectiveConfig.from_json(config), keys or {}, hard_budget)
+
+    async def list_models(self, caller: Caller, organization_id: uuid.UUID) -> list[ModelChoice]:
+        if caller.role == "service_role":
+            rows = await self._call(caller, "select * from public.list_llm_models_for_org(%s)", (organization_id,))
+        else:
+            rows = await self._call(caller, "select * from public.list_llm_models()", ())
+        return [ModelChoice(*row) for row in rows]
 
     async def reserve_budget(self, reservation: BudgetReservation) -> uuid.UUID | None:
         return await self._reservations.submit(reservation)
@@ -272,16 +285,21 @@ class PostgresDataAccess:
             return await cur.fetchall()
 
 
-def _config_query(caller: Caller) -> str:
+def _config_query(caller: Caller, model: str | None) -> str:
+    if model is not None:
+        if caller.role == "service_role":
+            return "public.get_llm_config_for_model_for_org(%s, %s)"
+        return "public.get_llm_config_for_model(%s)"
     if caller.role == "service_role":
         return "public.get_effective_llm_config_for_org(%s, %s)"
     return "public.get_effective_llm_config(%s)"
 
 
 def _config_params(
-    caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
-) -> tuple[uuid.UUID | None, ...]:
-    return (organization_id, processor_id) if caller.role == "service_role" else (processor_id,)
+    caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, model: str | None
+) -> tuple[uuid.UUID | str | None, ...]:
+    choice = model if model is not None else processor_id
+    return (organization_id, choice) if caller.role == "service_role" else (choice,)
 
 
 def _text(value: uuid.UUID | None) -> str | None:

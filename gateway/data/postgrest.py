@@ -28,6 +28,7 @@ from gateway.data.types import (
     Caller,
     EffectiveConfig,
     KeyInfo,
+    ModelChoice,
     ResolvedCall,
     UsageRecord,
 )
@@ -78,29 +79,36 @@ class PostgrestDataAccess:
         await _execute(self._rest.from_("llm_global_settings").select("id").limit(1))
 
     async def effective_config(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, model: str | None = None
     ) -> EffectiveConfig:
         """A signed-in caller's organization comes from its token (the database's check);
         `organization_id` is used for the service role only."""
-        processor = {} if processor_id is None else {"p_processor_id": str(processor_id)}
+        function, params = (
+            "get_effective_llm_config",
+            {} if processor_id is None else {"p_processor_id": str(processor_id)},
+        )
+        if model is not None:
+            function, params = "get_llm_config_for_model", {"p_model": model}
         if caller.role == "service_role":
-            request = self._rest.rpc(
-                "get_effective_llm_config_for_org", {"p_organization_id": str(organization_id), **processor}
-            )
-        else:
-            request = self._rest.rpc("get_effective_llm_config", processor)
+            function, params = f"{function}_for_org", {"p_organization_id": str(organization_id), **params}
+        request = self._rest.rpc(function, params)
         data = await _execute(_as(caller, request))
         if not isinstance(data, dict):
             raise _unexpected_shape("get_effective_llm_config")
         return EffectiveConfig.from_json(data)
 
     async def resolve_call(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
+        self,
+        caller: Caller,
+        organization_id: uuid.UUID,
+        processor_id: uuid.UUID | None,
+        run_id: uuid.UUID | None,
+        model: str | None = None,
     ) -> ResolvedCall:
         # PostgREST runs one function per request, as one role: the run and the budgets are read
         # beside the resolution (concurrently, so no later), the keys after it.
         config, run_of_organization, hard_budget = await asyncio.gather(
-            self.effective_config(caller, organization_id, processor_id),
+            self.effective_config(caller, organization_id, processor_id, model),
             self._is_run_of(organization_id, run_id),
             self._has_hard_budget(organization_id, processor_id),
         )
@@ -128,6 +136,16 @@ class PostgrestDataAccess:
         budgets = await _execute(request)
         scopes = {None, str(processor_id)} if processor_id is not None else {None}
         return isinstance(budgets, list) and any(b.get("processor_id") in scopes for b in budgets)
+
+    async def list_models(self, caller: Caller, organization_id: uuid.UUID) -> list[ModelChoice]:
+        if caller.role == "service_role":
+            request = self._rest.rpc("list_llm_models_for_org", {"p_organization_id": str(organization_id)})
+        else:
+            request = self._rest.rpc("list_llm_models", {})
+        data = await _execute(_as(caller, request))
+        if not isinstance(data, list):
+            raise _unexpected_shape("list_llm_models")
+        return [ModelChoice(row["id"], row["owned_by"], row["display_name"]) for row in data]
 
     async def reserve_budget(self, reservation: BudgetReservation) -> uuid.UUID | None:
         r = reservation

@@ -86,6 +86,15 @@ class ResolvedCall:
 
 
 @dataclass(frozen=True)
+class ModelChoice:
+    """One model a caller may name: processor/<id>, profile/<name> or <provider>/<model_name>."""
+
+    id: str
+    owned_by: str
+    display_name: str
+
+
+@dataclass(frozen=True)
 class KeyInfo:
     provider: str
     key_hint: str
@@ -141,13 +150,23 @@ class DataAccess(Protocol):
         ...
 
     async def resolve_call(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
+        self,
+        caller: Caller,
+        organization_id: uuid.UUID,
+        processor_id: uuid.UUID | None,
+        run_id: uuid.UUID | None,
+        model: str | None = None,
     ) -> ResolvedCall:
         """effective_config, plus (with service-role rights) the organization's key for each target
         whose api_key_source is "organization" and whether a hard budget applies: what a
         provider call needs, in as few round trips as the adapter allows. NotFoundError if
         `run_id` is not a run of the organization (one that does not exist included), so no call
-        is made for it."""
+        is made for it. `model` (profile/<name> or <provider>/<model_name>) resolves through
+        get_llm_config_for_model instead, without a processor."""
+        ...
+
+    async def list_models(self, caller: Caller, organization_id: uuid.UUID) -> list[ModelChoice]:
+        """list_llm_models as the caller (the service role: list_llm_models_for_org)."""
         ...
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:

@@ -337,7 +337,12 @@ class CountingData:
         self.calls = 0
 
     async def resolve_call(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: uuid.UUID | None, run_id: uuid.UUID | None
+        self,
+        caller: Caller,
+        organization_id: uuid.UUID,
+        processor_id: uuid.UUID | None,
+        run_id: uuid.UUID | None,
+        model: str | None = None,
     ) -> ResolvedCall:
         self.calls += 1
         config = EffectiveConfig(

@@ -12,7 +12,15 @@ from litestar.testing import AsyncTestClient
 
 from devstack.postgres import free_port
 from gateway.app import create_app
-from gateway.data import BudgetReservation, Caller, EffectiveConfig, KeyInfo, ResolvedCall, UsageRecord
+from gateway.data import (
+    BudgetReservation,
+    Caller,
+    EffectiveConfig,
+    KeyInfo,
+    ModelChoice,
+    ResolvedCall,
+    UsageRecord,
+)
 from gateway.data.postgres import PostgresDataAccess
 from gateway.http_client import build_http_client
 from gateway.providers import ChatMessage, CompletionRequest
@@ -183,9 +191,12 @@ class ExplodingData:
         raise RuntimeError(f"boom with {SECRET_IN_MESSAGE}")
 
     async def resolve_call(
-        self, caller: Caller, organization_id: uuid.UUID, processor_id: Any, run_id: Any
+        self, caller: Caller, organization_id: uuid.UUID, processor_id: Any, run_id: Any, model: str | None = None
     ) -> ResolvedCall:
         raise RuntimeError(f"boom with {SECRET_IN_MESSAGE}")
+
+    async def list_models(self, caller: Caller, organization_id: uuid.UUID) -> list[ModelChoice]:
+        raise NotImplementedError
 
     async def org_api_key(self, organization_id: uuid.UUID, provider: str) -> str | None:
         raise NotImplementedError
