@@ -6,12 +6,11 @@ import asyncio
 import json
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,32 +18,11 @@ from gateway.errors import BadRequest, ConfigError, ProviderError, ProviderTimeo
 from gateway.providers import PROVIDERS, ChatMessage, CompletionRequest, Usage, complete
 from gateway.providers.streaming import ProviderStream, ServerSentEvent, SSEDecoder, open_stream
 from tests.fakes.providers import Failure, FakeProviders, Raw, Stream, Success, overloaded, rate_limited, slow
+from tests.py.test_provider_harness import API_KEY, session
 
-API_KEY = "sk-test-0123456789abcdefghijklmnopqrstuv"
+pytest_plugins = ["tests.py.test_provider_harness"]  # its fixtures: fake, tls, client
+
 CONTENT = "Streamed in pieces: é€😀 done."
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProviders]:
-    with FakeProviders() as servers:
-        yield servers
-
-
-@pytest.fixture(scope="session")
-def tls() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
-def session(tls: ssl.SSLContext, sock_read: float = 5.0) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=tls), timeout=aiohttp.ClientTimeout(total=None, sock_read=sock_read)
-    )
-
-
-@pytest_asyncio.fixture
-async def client(tls: ssl.SSLContext) -> AsyncIterator[aiohttp.ClientSession]:
-    async with session(tls) as shared:
-        yield shared
 
 
 def make_request(model: str = "test-model", settings: Mapping[str, Any] | None = None) -> CompletionRequest:

@@ -8,7 +8,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
-import pytest_asyncio
 
 from gateway.errors import (
     BadRequest,
@@ -29,33 +28,11 @@ from gateway.errors import (
 )
 from gateway.providers import PROVIDERS, ChatMessage, Completion, CompletionRequest, Usage, complete
 from tests.fakes.providers import Failure, FakeProviders, Raw, Success, malformed, overloaded, rate_limited, slow
+from tests.py.test_provider_harness import API_KEY, session
 
-API_KEY = "sk-test-0123456789abcdefghijklmnopqrstuv"
+pytest_plugins = ["tests.py.test_provider_harness"]  # its fixtures: fake, tls, client
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProviders]:
-    with FakeProviders() as servers:
-        yield servers
-
-
-@pytest.fixture(scope="session")
-def tls() -> ssl.SSLContext:
-    # Building a CA bundle per client costs ~0.1 s; the fakes are plain HTTP anyway.
-    return ssl.create_default_context()
-
-
-def session(tls: ssl.SSLContext, timeout: float = 5.0) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=tls), timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout)
-    )
-
-
-@pytest_asyncio.fixture
-async def client(tls: ssl.SSLContext) -> AsyncIterator[aiohttp.ClientSession]:
-    async with session(tls) as shared:
-        yield shared
 
 
 def make_request(
@@ -649,7 +626,7 @@ async def test_google_rate_limit_reads_retry_info_delay_from_body(
 @pytest.mark.asyncio
 async def test_timeout_is_provider_timeout(fake: FakeProviders, tls: ssl.SSLContext) -> None:
     fake.script("openai", slow(3.0))
-    async with session(tls, timeout=0.3) as short:
+    async with session(tls, sock_read=0.3) as short:
         started = time.monotonic()
         with pytest.raises(ProviderTimeout) as raised:
             await call(short, fake, "openai")
@@ -681,7 +658,7 @@ async def test_garbage_instead_of_http_is_provider_error(tls: ssl.SSLContext) ->
     server = await asyncio.start_server(not_http, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with session(tls, timeout=2.0) as raw_client:
+        async with session(tls, sock_read=2.0) as raw_client:
             with pytest.raises(ProviderError) as raised:
                 await complete(raw_client, "openai", f"http://127.0.0.1:{port}/v1", API_KEY, make_request())
     finally:

@@ -13,14 +13,6 @@ select tests.add_member(:'acme', :'acme_admin', 'admin');
 insert into public.processors (organization_id, name) values (:'acme', 'Existing processor')
 returning id as acme_processor \gset
 
--- A LIKE pattern matching messages that contain p_path literally (_ is a LIKE wildcard).
-create function pg_temp.naming(p_path text)
-returns text
-language sql
-as $$
-  select '%' || replace(p_path, '_', '\_') || '%'
-$$;
-
 -- organizations.llm_configuration ---------------------------------------------------------------
 -- Each invalid configuration, why it is invalid, and the path its error must name. The profile
 -- {"provider": "openai", "model": "gpt-4o-mini"} is valid; each case breaks one thing.
@@ -153,7 +145,7 @@ select throws_ok(
 from pg_temp.invalid_llm_configurations() as c;
 select throws_like(
   format('update public.organizations set llm_configuration = %L where id = %L', c.config, :'acme'),
-  pg_temp.naming(c.path),
+  tests.naming(c.path),
   'the error for ' || c.behaviour || ' names ' || c.path
 )
 from pg_temp.invalid_llm_configurations() as c;
@@ -253,7 +245,7 @@ from pg_temp.invalid_processor_configurations() as c;
 select throws_like(
   format('insert into public.processors (organization_id, name, configuration) values (%L, %L, %L)',
          :'acme', 'Probe', c.config),
-  pg_temp.naming(c.path),
+  tests.naming(c.path),
   'the error for ' || c.behaviour || ' names ' || c.path
 )
 from pg_temp.invalid_processor_configurations() as c;
@@ -296,7 +288,7 @@ from pg_temp.invalid_catalog_configurations() as c;
 select throws_like(
   format('insert into public.llm_global_settings (provider, model_name, display_name, configuration)
           values (%L, %L, %L, %L)', 'openai', 'validation-probe', 'Validation probe', c.config),
-  pg_temp.naming(c.path),
+  tests.naming(c.path),
   'the error for ' || c.behaviour || ' names ' || c.path
 )
 from pg_temp.invalid_catalog_configurations() as c;

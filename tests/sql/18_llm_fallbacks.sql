@@ -35,14 +35,6 @@ insert into public.processors (organization_id, name, configuration) values
   (:'acme', 'Profile fallbacks', '{"llm_profile": "second"}')
 returning id as profile_fallbacks \gset
 
--- A LIKE pattern matching messages that contain p_path literally (_ is a LIKE wildcard).
-create function pg_temp.naming(p_path text)
-returns text
-language sql
-as $$
-  select '%' || replace(p_path, '_', '\_') || '%'
-$$;
-
 create function pg_temp.set_profiles(p_config text)
 returns text
 language sql
@@ -53,32 +45,32 @@ $$;
 -- Validation of organization profiles ---------------------------------------------------------
 select throws_like(
   pg_temp.set_profiles('{"profiles": {"a": {"provider": "openai", "model": "gpt-4o-mini", "fallbacks": ["nobody"]}}}'),
-  pg_temp.naming('llm_configuration.profiles.a.fallbacks[0]'),
+  tests.naming('llm_configuration.profiles.a.fallbacks[0]'),
   'a fallback naming an unknown profile is refused, naming its path'
 );
 select throws_like(
   pg_temp.set_profiles('{"profiles": {"a": {"provider": "openai", "model": "gpt-4o-mini", "fallbacks": [{"provider": "google", "model": "test-retired-model"}]}}}'),
-  pg_temp.naming('llm_configuration.profiles.a.fallbacks[0]'),
+  tests.naming('llm_configuration.profiles.a.fallbacks[0]'),
   'a fallback naming an inactive catalog model is refused'
 );
 select throws_like(
   pg_temp.set_profiles('{"profiles": {"a": {"provider": "openai", "model": "gpt-4o-mini", "fallbacks": ["a", {"provider": "openai", "model": "gpt-nonexistent"}]}}}'),
-  pg_temp.naming('llm_configuration.profiles.a.fallbacks[1]'),
+  tests.naming('llm_configuration.profiles.a.fallbacks[1]'),
   'a fallback naming a model the catalog does not have is refused, at its own index'
 );
 select throws_like(
   pg_temp.set_profiles('{"profiles": {"a": {"provider": "openai", "model": "gpt-4o-mini", "fallbacks": [{"provider": "openai", "model": "gpt-4o", "settings": {}}]}}}'),
-  pg_temp.naming('llm_configuration.profiles.a.fallbacks[0].settings'),
+  tests.naming('llm_configuration.profiles.a.fallbacks[0].settings'),
   'a catalog fallback with a field other than provider and model is refused'
 );
 select throws_like(
   pg_temp.set_profiles('{"profiles": {"a": {"provider": "openai", "model": "gpt-4o-mini", "fallbacks": "b"}}}'),
-  pg_temp.naming('llm_configuration.profiles.a.fallbacks'),
+  tests.naming('llm_configuration.profiles.a.fallbacks'),
   'fallbacks that are not a list are refused'
 );
 select throws_like(
   pg_temp.set_profiles('{"profiles": {"a": {"provider": "openai", "model": "gpt-4o-mini", "fallbacks": ["a"]}}}'),
-  pg_temp.naming('llm_configuration.profiles.a.fallbacks'),
+  tests.naming('llm_configuration.profiles.a.fallbacks'),
   'a profile naming itself as a fallback is a cycle'
 );
 select throws_like(
@@ -107,13 +99,13 @@ select tests.authenticate_as(:'acme_admin');
 select throws_like(
   format('insert into public.processors (organization_id, name, configuration) values (%L, %L, %L)',
          :'acme', 'Bad', '{"fallbacks": ["a"]}'),
-  pg_temp.naming('configuration.fallbacks[0]'),
+  tests.naming('configuration.fallbacks[0]'),
   'a processor fallback naming a profile its organization does not have is refused (Scratch''s "a" is not Acme''s)'
 );
 select throws_like(
   format('update public.processors set configuration = %L where id = %L',
          '{"llm_profile": "second", "fallbacks": [{"provider": "google", "model": "test-retired-model"}]}', :'profile_fallbacks'),
-  pg_temp.naming('configuration.fallbacks[0]'),
+  tests.naming('configuration.fallbacks[0]'),
   'a processor fallback naming an inactive catalog model is refused'
 );
 select lives_ok(

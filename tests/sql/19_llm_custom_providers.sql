@@ -27,14 +27,6 @@ insert into public.processors (organization_id, name, configuration) values
   (:'acme', 'On our own models', '{"llm_profile": "own", "settings_override": {"max_tokens": 50}}')
 returning id as own_processor \gset
 
--- A LIKE pattern matching messages that contain p_path literally (_ is a LIKE wildcard).
-create function pg_temp.naming(p_path text)
-returns text
-language sql
-as $$
-  select '%' || replace(p_path, '_', '\_') || '%'
-$$;
-
 -- An insert of a custom provider for Acme with this base URL (and otherwise valid fields).
 create function pg_temp.with_base_url(p_url text)
 returns text
@@ -87,7 +79,7 @@ select tests.clear_authentication();
 select tests.authenticate_as(:'acme_owner');
 select throws_like(
   format($$insert into public.llm_custom_providers (organization_id, name, base_url) values (%L, 'Bad Name', 'https://x.example')$$, :'acme'),
-  pg_temp.naming('llm_custom_providers.name'), 'a name that is not a lowercase slug is refused'
+  tests.naming('llm_custom_providers.name'), 'a name that is not a lowercase slug is refused'
 );
 select throws_like(
   format($$insert into public.llm_custom_providers (organization_id, name, base_url) values (%L, 'vllm', 'https://x.example')$$, :'acme'),
@@ -95,31 +87,31 @@ select throws_like(
 );
 select throws_like(
   format($$insert into public.llm_custom_providers (organization_id, name, base_url, api_style) values (%L, 'tgi', 'https://x.example', 'tgi')$$, :'acme'),
-  pg_temp.naming('llm_custom_providers.api_style'), 'only the openai api_style is accepted'
+  tests.naming('llm_custom_providers.api_style'), 'only the openai api_style is accepted'
 );
 select throws_like(
   format($$insert into public.llm_custom_providers (organization_id, name, base_url, models) values (%L, 'neg', 'https://x.example',
     '[{"model_name": "m", "cost_per_million_input_tokens": -1}]')$$, :'acme'),
-  pg_temp.naming('llm_custom_providers.models[0].cost_per_million_input_tokens'), 'a negative price is refused'
+  tests.naming('llm_custom_providers.models[0].cost_per_million_input_tokens'), 'a negative price is refused'
 );
 select throws_like(
   format($$insert into public.llm_custom_providers (organization_id, name, base_url, models) values (%L, 'dup', 'https://x.example',
     '[{"model_name": "m"}, {"model_name": "m"}]')$$, :'acme'),
-  pg_temp.naming('llm_custom_providers.models[0].model_name'), 'a model listed twice is refused'
+  tests.naming('llm_custom_providers.models[0].model_name'), 'a model listed twice is refused'
 );
 select throws_like(
   format($$insert into public.llm_custom_providers (organization_id, name, base_url, models) values (%L, 'odd', 'https://x.example',
     '[{"model_name": "m", "endpoint": "/v2"}]')$$, :'acme'),
-  pg_temp.naming('llm_custom_providers.models[0].endpoint'), 'an unknown model field is refused'
+  tests.naming('llm_custom_providers.models[0].endpoint'), 'an unknown model field is refused'
 );
 select throws_like(
   format($$insert into public.llm_custom_providers (organization_id, name, base_url, models) values (%L, 'hot', 'https://x.example',
     '[{"model_name": "m", "settings": {"temperature": 9}}]')$$, :'acme'),
-  pg_temp.naming('llm_custom_providers.models[0].settings.temperature'), 'a model''s settings are validated like a profile''s'
+  tests.naming('llm_custom_providers.models[0].settings.temperature'), 'a model''s settings are validated like a profile''s'
 );
 
 -- Base URLs: each refused one, and the reason its error must name.
-select throws_like(pg_temp.with_base_url(t.url), pg_temp.naming('llm_custom_providers.base_url'), t.behaviour)
+select throws_like(pg_temp.with_base_url(t.url), tests.naming('llm_custom_providers.base_url'), t.behaviour)
 from (values
   ('http://models.acme.example/v1', 'plain http to a name is refused'),
   ('https://user:secret@models.acme.example/v1', 'user info in the URL is refused'),
@@ -150,9 +142,9 @@ select tests.authenticate_as(:'acme_owner');
 select lives_ok(pg_temp.with_base_url('http://10.20.3.4:8000/v1'),
   'http to an address inside an allowed network is accepted');
 delete from public.llm_custom_providers where name = 'probe';
-select throws_like(pg_temp.with_base_url('https://169.254.169.254/v1'), pg_temp.naming('llm_custom_providers.base_url'),
+select throws_like(pg_temp.with_base_url('https://169.254.169.254/v1'), tests.naming('llm_custom_providers.base_url'),
   'the metadata address stays refused inside an allowed network');
-select throws_like(pg_temp.with_base_url('http://10.21.0.1/v1'), pg_temp.naming('llm_custom_providers.base_url'),
+select throws_like(pg_temp.with_base_url('http://10.21.0.1/v1'), tests.naming('llm_custom_providers.base_url'),
   'an address outside the allowed networks is still refused');
 select tests.clear_authentication();
 
@@ -243,13 +235,13 @@ select tests.authenticate_as(:'acme_owner');
 select throws_like(
   format($$update public.organizations set llm_configuration = %L where id = %L$$,
     '{"profiles": {"x": {"provider": "custom:Not Valid", "model": "m"}}}', :'acme'),
-  pg_temp.naming('llm_configuration.profiles.x.provider'),
+  tests.naming('llm_configuration.profiles.x.provider'),
   'a profile provider that is neither a catalog provider nor custom:<name> is refused'
 );
 select throws_like(
   format($$update public.organizations set llm_configuration = %L where id = %L$$,
     '{"profiles": {"x": {"provider": "openai", "model": "gpt-4o", "fallbacks": [{"provider": "custom:vllm", "model": ""}]}}}', :'acme'),
-  pg_temp.naming('llm_configuration.profiles.x.fallbacks[0].model'),
+  tests.naming('llm_configuration.profiles.x.fallbacks[0].model'),
   'a custom fallback without a model is refused'
 );
 select tests.clear_authentication();

@@ -79,6 +79,16 @@ begin
 end
 $$;
 
+-- A LIKE pattern matching error messages that contain p_path literally (_ is a LIKE wildcard):
+-- validation errors name the JSON path of what they refuse.
+create function tests.naming(p_path text)
+returns text
+language sql
+immutable
+as $$
+  select '%' || replace(p_path, '_', '\_') || '%'
+$$;
+
 -- Runs a statement and returns its error (code, message, detail, hint), or null if it succeeds.
 create function tests.error_of(p_sql text)
 returns jsonb
