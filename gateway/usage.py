@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import aiohttp
@@ -24,6 +24,7 @@ from gateway.errors import (
     BadRequest,
     ConfigError,
     DatabaseUnavailable,
+    GatewayError,
     NotFoundError,
     ProviderBlocked,
     ProviderError,
@@ -101,6 +102,8 @@ async def complete_and_record(
     return BilledCompletion(completion, cost, response_time_ms, provider_seconds)
 
 
+# The usage row of a stream whose client left before it ended says so.
+CLIENT_GONE = "the client disconnected before the stream ended"
 # Roughly four characters to a token in the providers' tokenizers for English text: only for a
 # stream that ended before the provider reported its usage, and the row says it is an estimate.
 _CHARACTERS_PER_TOKEN = 4
@@ -139,7 +142,7 @@ async def open_billed_stream(
 
 
 class BilledStream:
-    """An open provider stream: iterate it for text as it arrives; `finish` writes its row."""
+    """An open provider stream; `relay` passes it on and writes its row, exactly once."""
 
     def __init__(
         self, stream: ProviderStream, data: DataAccess, row: UsageRecord, request: CompletionRequest, started: float
@@ -152,23 +155,39 @@ class BilledStream:
         # Time to the provider's first answer: what the attempt took before streaming began.
         self.provider_seconds = time.perf_counter() - started
         self.response_time_ms = round(self.provider_seconds * 1000)
-        self.finished = False
-        self.recorded = False
+        self._recorded = False
 
-    async def __aiter__(self) -> AsyncIterator[str]:
-        """The text as it arrives; raises the provider's failure after yielding what came before it."""
-        async for delta in self._stream:
-            yield delta.content
-        self.finished = self._stream.finished
+    async def relay(self) -> AsyncGenerator[str | BilledCompletion | GatewayError, None]:
+        """The text as it arrives, then one ending: the completion, billed (its row committed), or
+        the error that ended the stream (the provider's, or why the row could not be written).
 
-    @property
-    def model(self) -> str:
-        return self._stream.model
+        However the consumer stops (the client gone included; close this generator with
+        `contextlib.aclosing`), the upstream response is closed and the row still written."""
+        failure: GatewayError | None = None
+        try:
+            try:
+                async for delta in self._stream:
+                    yield delta.content
+            except ProviderError as exc:
+                failure = exc
+            try:
+                billed = await self._finish(None if failure is None else failure.message)
+            except GatewayError as exc:  # no row, no completion: as a non-streamed call's 503 or 404
+                failure = failure or exc
+            yield billed if failure is None else failure
+        finally:
+            await self.close()
 
-    async def finish(self, error_message: str | None) -> BilledCompletion:
-        """Stop reading and commit the row, once: the provider's usage, or (when it reported none)
-        an estimate from the text sent and received, marked usage_estimated."""
-        self.recorded = True
+    async def close(self) -> None:
+        """Write the row unless it is written: the stream was not relayed to its end (the client
+        went away, or the answer was never sent at all)."""
+        if not self._recorded:
+            await self._finish(CLIENT_GONE)
+
+    async def _finish(self, error_message: str | None) -> BilledCompletion:
+        """Stop reading and commit the row: the provider's usage, or (when it reported none) an
+        estimate from the text sent and received, marked usage_estimated."""
+        self._recorded = True
         await self._stream.aclose()
         response_time_ms = _ms(self._started)
         usage, estimated = self._stream.usage, False

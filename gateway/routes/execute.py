@@ -3,12 +3,14 @@ as one JSON answer, or as server-sent events with `stream`."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.response import Stream
@@ -16,12 +18,11 @@ from litestar.response import Stream
 from gateway import pipeline
 from gateway.auth import organization_of
 from gateway.data import Caller
-from gateway.errors import ProviderError
 from gateway.pipeline import Call, CallOutcome
 from gateway.providers import ChatMessage
 from gateway.request import REQUEST_ID_HEADER, request_id_of
 from gateway.routes import Injected, error_responses
-from gateway.routes.sse import CLIENT_GONE, NO_BUFFERING, sse_event
+from gateway.routes.sse import NO_BUFFERING, sse_event
 from gateway.services import Services
 from gateway.storable import unstorable
 from gateway.usage import BilledCompletion, BilledStream
@@ -138,7 +139,13 @@ async def execute_llm(
     if data.stream:
         # Errors until a provider is streaming are ordinary JSON answers with their status.
         streaming = await pipeline.execute_stream(services, caller, call)
-        return Stream(_events(streaming), media_type="text/event-stream", headers={**headers, **NO_BUFFERING})
+        return Stream(
+            _events(streaming),
+            media_type="text/event-stream",
+            headers={**headers, **NO_BUFFERING},
+            # Runs after the body, also when the client left before it began: the row is written.
+            background=BackgroundTask(streaming.billed.close),
+        )
     outcome = await pipeline.execute(services, caller, call)
     completion = outcome.billed.completion
     done = _done(outcome, outcome.billed)
@@ -147,22 +154,15 @@ async def execute_llm(
 
 
 async def _events(outcome: CallOutcome[BilledStream]) -> AsyncIterator[bytes]:
-    """delta events as text arrives, then done (the row committed first) or error. A client that
-    goes away closes this generator: the upstream stream is closed and the row still written."""
-    stream = outcome.billed
-    try:
-        try:
-            async for text in stream:
-                yield sse_event("delta", {"content": text})
-        except ProviderError as exc:
-            await stream.finish(exc.message)
-            yield sse_event("error", {"error": {"code": exc.code, "message": exc.message}})
-            return
-        billed = await stream.finish(None)
-        yield sse_event("done", _done(outcome, billed))
-    finally:
-        if not stream.recorded:
-            await stream.finish(CLIENT_GONE)
+    """delta events as text arrives, then done (the row committed first) or error."""
+    async with contextlib.aclosing(outcome.billed.relay()) as relayed:
+        async for item in relayed:
+            if isinstance(item, str):
+                yield sse_event("delta", {"content": item})
+            elif isinstance(item, BilledCompletion):
+                yield sse_event("done", _done(outcome, item))
+            else:
+                yield sse_event("error", {"error": {"code": item.code, "message": item.message}})
 
 
 def _done(outcome: CallOutcome[Any], billed: BilledCompletion) -> StreamDone:

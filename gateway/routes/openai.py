@@ -9,6 +9,7 @@ Errors come in OpenAI's shape (see app.py), with the statuses execute-llm gives.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.response import Stream
@@ -23,13 +25,13 @@ from litestar.response import Stream
 from gateway import pipeline
 from gateway.auth import organization_of
 from gateway.data import Caller
-from gateway.errors import BadRequest, ProviderError
+from gateway.errors import BadRequest
 from gateway.pipeline import Call, CallOutcome
 from gateway.providers import ChatMessage
 from gateway.request import REQUEST_ID_HEADER, request_id_of
 from gateway.routes import Injected
 from gateway.routes.execute import OPERATION_ID_MAX
-from gateway.routes.sse import CLIENT_GONE, NO_BUFFERING, sse_event
+from gateway.routes.sse import NO_BUFFERING, sse_event
 from gateway.services import Services
 from gateway.storable import unstorable
 from gateway.usage import BilledCompletion, BilledStream
@@ -123,7 +125,13 @@ async def chat_completions(
         streaming = await pipeline.execute_stream(services, caller, call)
         include_usage = data.stream_options is not None and data.stream_options.include_usage
         chunks = _chunks(streaming, completion_id, include_usage)
-        return Stream(chunks, media_type="text/event-stream", headers={**headers, **NO_BUFFERING})
+        return Stream(
+            chunks,
+            media_type="text/event-stream",
+            headers={**headers, **NO_BUFFERING},
+            # Runs after the body, also when the client left before it began: the row is written.
+            background=BackgroundTask(streaming.billed.close),
+        )
     outcome = await pipeline.execute(services, caller, call)
     billed = outcome.billed
     if billed.estimated_cost is not None:
@@ -160,8 +168,8 @@ async def list_models(
 
 async def _chunks(outcome: CallOutcome[BilledStream], completion_id: str, include_usage: bool) -> AsyncIterator[bytes]:
     """chat.completion.chunk events, the usage (with its cost) in a last chunk when asked, then
-    [DONE]; a provider failure mid-stream is an error event, as OpenAI sends one. As on
-    execute-llm, the row is written however the stream ends, the client going away included."""
+    [DONE]; a failure mid-stream is an error event, as OpenAI sends one. As on execute-llm, the
+    row is written however the stream ends, the client going away included."""
     stream = outcome.billed
     created = int(time.time())
     model = _served(outcome)
@@ -171,24 +179,19 @@ async def _chunks(outcome: CallOutcome[BilledStream], completion_id: str, includ
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
         return sse_event(None, {**body, "choices": [choice]})
 
-    try:
-        yield chunk({"role": "assistant", "content": ""})
-        try:
-            async for text in stream:
-                yield chunk({"content": text})
-        except ProviderError as exc:
-            await stream.finish(exc.message)
-            yield sse_event(None, {"error": {"message": exc.message, "type": "api_error", "code": exc.code}})
-            return
-        billed = await stream.finish(None)
-        yield chunk({}, "stop")
-        if include_usage:
-            body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
-            yield sse_event(None, {**body, "choices": [], "usage": _usage(billed)})
-        yield b"data: [DONE]\n\n"
-    finally:
-        if not stream.recorded:
-            await stream.finish(CLIENT_GONE)
+    yield chunk({"role": "assistant", "content": ""})
+    async with contextlib.aclosing(stream.relay()) as relayed:
+        async for item in relayed:
+            if isinstance(item, str):
+                yield chunk({"content": item})
+            elif isinstance(item, BilledCompletion):
+                yield chunk({}, "stop")
+                if include_usage:
+                    body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+                    yield sse_event(None, {**body, "choices": [], "usage": _usage(item)})
+                yield b"data: [DONE]\n\n"
+            else:  # as OpenAI reports a failure mid-stream: an error object, and no [DONE]
+                yield sse_event(None, {"error": {"message": item.message, "type": "api_error", "code": item.code}})
 
 
 def _choice(model: str) -> tuple[uuid.UUID | None, str | None]:

@@ -8,8 +8,6 @@ import msgspec
 
 # Proxies (nginx and its kin) hold back a buffered answer; an event stream must pass at once.
 NO_BUFFERING = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-# The usage row of a stream the client left before it ended says so.
-CLIENT_GONE = "the client disconnected before the stream ended"
 
 _JSON = msgspec.json.Encoder()
 

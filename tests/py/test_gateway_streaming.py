@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -121,6 +122,26 @@ async def test_a_stream_the_provider_cuts_ends_with_an_error_event_and_a_row_of_
         assert row["input_tokens"] == 12
     else:
         assert row["output_tokens"] == -(-len(text) // 4)
+
+
+async def test_a_stream_whose_row_cannot_be_written_as_asked_ends_with_an_error_not_done(gateway: Gateway) -> None:
+    """The processor is deleted while its call streams: the row is written without it, and the
+    client gets the error a non-streamed call would get (404), never a done without its row."""
+    gw = gateway
+    processor = gw.processor_for("openai")
+    gw.providers.script("openai", Stream(CONTENT, chunks=10, interval=0.05))
+
+    # From another thread: the test client holds this event loop while it waits for the answer.
+    deleting = threading.Timer(0.2, gw.db.run, ("delete from processors where id = %s", (processor,)))
+    deleting.start()
+    status, body, _ = await stream_call(gw, processor_id=str(processor))
+    deleting.join()
+    assert status == 200
+    received = events(body)
+    assert received[-1][0] == "error" and received[-1][1]["error"]["code"] == "not_found"
+    assert "done" not in [kind for kind, _ in received]
+    [row] = gw.usage_rows()
+    assert row["processor_id"] is None and row["output_tokens"] == 7
 
 
 def test_a_client_that_goes_away_mid_stream_closes_the_upstream_and_is_still_billed(
