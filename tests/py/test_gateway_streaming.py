@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from devstack.postgres import free_port
@@ -144,31 +147,60 @@ async def test_a_stream_whose_row_cannot_be_written_as_asked_ends_with_an_error_
     assert row["processor_id"] is None and row["output_tokens"] == 7
 
 
-def test_a_client_that_goes_away_mid_stream_closes_the_upstream_and_is_still_billed(
-    db: Database, tenants: Tenants, providers: FakeProviders
-) -> None:
+@pytest.fixture
+def served(db: Database, providers: FakeProviders) -> Iterator[int]:
+    """`python -m gateway` on a real port."""
     port = free_port()
     env = {"PATH": os.environ.get("PATH", ""), **gateway_env(db, providers, GATEWAY_PORT=str(port))}
-    providers.script("openai", Stream(CONTENT * 20, chunks=100, interval=0.05))
-    token = sign({**tenants.claims(tenants.acme.member), "role": "authenticated"})
-    body = json.dumps({"prompt": "hi", "stream": True}).encode()
     with command(["-m", "gateway"], env):
         wait_for(f"http://127.0.0.1:{port}/health")
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(
-                b"POST /functions/v1/execute-llm HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n"
-                + f"authorization: Bearer {token}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            received = b""
-            while b"event: delta" not in received:
-                received += sock.recv(4096)
-        # The socket is closed after the first delta, with most of the stream still to come.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (
-            providers.stream_disconnects and db.run("select 1 from llm_usage_logs")
-        ):
-            time.sleep(0.1)
+        yield port
+
+
+def member_token(tenants: Tenants) -> str:
+    return sign({**tenants.claims(tenants.acme.member), "role": "authenticated"})
+
+
+def test_the_event_stream_is_framed_as_sse_over_real_http(
+    served: int, tenants: Tenants, providers: FakeProviders
+) -> None:
+    providers.script("openai", Stream(CONTENT, chunks=3, interval=0.05))
+    arrivals: list[tuple[float, bytes]] = []
+    with httpx.stream(
+        "POST",
+        f"http://127.0.0.1:{served}/functions/v1/execute-llm",
+        json={"prompt": "hi", "stream": True},
+        headers=bearer(member_token(tenants)),
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        arrivals = [(time.monotonic(), chunk) for chunk in response.iter_raw()]
+    body = b"".join(chunk for _, chunk in arrivals).decode()
+    # Every event is `event: <name>` and one `data:` line, ended by a blank line.
+    assert re.fullmatch(r"(event: (delta|done)\ndata: [^\n]+\n\n)+", body), body
+    assert [kind for kind, _ in events(body)][-1] == "done"
+    # The deltas arrive as the provider sends them, not all at the end.
+    assert arrivals[-1][0] - arrivals[0][0] >= 0.05
+
+
+def test_a_client_that_goes_away_mid_stream_closes_the_upstream_and_is_still_billed(
+    served: int, db: Database, tenants: Tenants, providers: FakeProviders
+) -> None:
+    providers.script("openai", Stream(CONTENT * 20, chunks=100, interval=0.05))
+    body = json.dumps({"prompt": "hi", "stream": True}).encode()
+    with socket.create_connection(("127.0.0.1", served)) as sock:
+        sock.sendall(
+            b"POST /functions/v1/execute-llm HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n"
+            + f"authorization: Bearer {member_token(tenants)}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        received = b""
+        while b"event: delta" not in received:
+            received += sock.recv(4096)
+    # The socket is closed after the first delta, with most of the stream still to come.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (providers.stream_disconnects and db.run("select 1 from llm_usage_logs")):
+        time.sleep(0.1)
     assert b"200 OK" in received.split(b"\r\n", 1)[0]
     assert len(providers.stream_disconnects) == 1, "the gateway closed its upstream stream"
     [row] = db.run("select * from llm_usage_logs")
