@@ -55,7 +55,7 @@ alter table public.processors disable trigger processors_validate_configuration
 """
 
 # Organization kinds by i mod 4: no configuration; a default profile only; several profiles with a
-# default; several profiles without one. `fast` and `reviewer` exist in the last two, `main` in
+# default, which has two fallbacks; several profiles without one. `fast` and `reviewer` exist in the last two, `main` in
 # the second; `powerful` is in no organization but is a catalog category.
 LOAD_ORGANIZATIONS = f"""
 insert into public.organizations (id, name, llm_configuration)
@@ -66,7 +66,8 @@ select {ORG_ID.format(i="i")}, 'bench org ' || i,
                   "profiles": {{"main": {{"provider": "openai", "model": "gpt-4o-mini"}}}}}}'
     when 2 then '{{"default_profile": "balanced", "profiles": {{
                   "fast": {{"provider": "anthropic", "model": "claude-haiku-4-5", "settings": {{"temperature": 0.2}}}},
-                  "balanced": {{"provider": "openai", "model": "gpt-4o", "settings": {{"max_tokens": 2048}}}},
+                  "balanced": {{"provider": "openai", "model": "gpt-4o", "settings": {{"max_tokens": 2048}},
+                               "fallbacks": ["fast", {{"provider": "openai", "model": "gpt-4o-mini"}}]}},
                   "reviewer": {{"provider": "google", "model": "gemini-2.5-pro"}}}}}}'
     else '{{"profiles": {{
            "fast": {{"provider": "mistral", "model": "mistral-small-latest"}},
