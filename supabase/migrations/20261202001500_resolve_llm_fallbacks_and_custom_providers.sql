@@ -1,26 +1,33 @@
--- Resolution and validation for custom providers: a profile, a processor or a fallback uses one
--- as {"provider": "custom:<name>", "model": "<model_name>"}.
+-- Fallbacks, and custom providers in resolution: what a call tries next when its provider is down
+-- or rejects the key, and how a profile uses an organization's own endpoint.
 --
--- Resolution treats it like a catalog model (the model's own settings are the defaults under the
--- profile's settings and the processor's overrides; `display_name`, `capabilities`, `source`,
--- `profile`, `api_key_source` as for the catalog) and adds `base_url`. A profile whose custom
--- provider is deleted, inactive or no longer lists the model is unusable: resolution goes on to
--- the next tier (the organization's default profile, then the catalog default), and such a
--- fallback is left out, as a deactivated catalog model is. Its key is the organization's,
--- stored as store_org_api_key(org, 'custom:<name>', key); there is no system key for it.
--- Write time: a profile's provider may be custom:<name>; a fallback's custom entry is checked for
--- its shape (its organization's providers are checked at resolution).
+-- Fallbacks: an organization profile may name `fallbacks`, and a processor's
+-- `configuration.fallbacks` replaces its profile's: an ordered list of other profile names of the
+-- same organization, or {provider, model} entries of the catalog (or `custom:<name>` entries). A
+-- profile named as a fallback brings its own fallbacks after it (depth first), so the profiles'
+-- fallbacks must not form a cycle. Validated at write time: unknown profile, model not active in
+-- the catalog, cycle, more than 10 entries; a custom entry is checked for its shape only (the
+-- check has no organization; its provider is checked at resolution). At resolution a target that
+-- has become unusable since (profile removed, model deactivated, custom provider gone) is left
+-- out, and so is one that repeats an earlier provider and model. Resolved in
+-- private.resolve_llm_config, which has the organization's profiles and the processor's
+-- configuration at hand already: no second read of either, no work when there are no fallbacks.
 --
--- Resolution of `fallbacks` moves into private.resolve_llm_config, which has the organization's
--- profiles and the processor's configuration at hand already: no second read of either, and no
--- work at all when there are no fallbacks.
+-- Custom providers: a profile, a processor or a fallback uses one as {"provider":
+-- "custom:<name>", "model": "<model_name>"}. Resolution treats it like a catalog model (the
+-- model's own settings are the defaults under the profile's settings and the processor's
+-- overrides) and adds `base_url`. A profile whose custom provider is deleted, inactive or no
+-- longer lists the model is unusable: resolution goes on to the next tier (the organization's
+-- default profile, then the catalog default).
 --
--- Objects: private.custom_llm_model, private.usable_llm_profile (new);
--- private.resolve_llm_fallbacks (now takes the profiles and the list; the old signature is
--- dropped); private.assert_valid_llm_fallbacks, private.assert_valid_llm_configuration,
--- private.resolve_llm_config, public.get_effective_llm_config,
--- public.get_effective_llm_config_for_org (replaced; create or replace keeps their grants).
--- Grants: the new helpers run as the resolving role (authenticated, service_role).
+-- Output of get_effective_llm_config (unchanged functions): the existing keys keep their meaning;
+-- new are `fallbacks` ([{provider, model, display_name, settings, capabilities, profile,
+-- api_key_source}, ...]) and, for a custom provider's target, `base_url`.
+-- Objects: private.custom_llm_model, private.usable_llm_profile, private.assert_valid_llm_fallbacks,
+-- private.resolve_llm_fallbacks (new); private.assert_valid_llm_configuration,
+-- private.validate_processor_configuration, private.resolve_llm_config (replaced; create or
+-- replace keeps their grants).
+-- Grants: the new helpers run as the writing or resolving role (authenticated, service_role).
 
 -- Invoker: members read their organization's custom providers (RLS); the service role every one.
 -- {display_name, settings, capabilities, base_url} of an active custom provider's listed model.
@@ -48,8 +55,9 @@ begin
 end
 $$;
 
--- Invoker, as before: runs as the writing role inside the validation triggers.
-create or replace function private.assert_valid_llm_fallbacks(p_fallbacks jsonb, p_profiles jsonb, p_path text)
+-- Invoker: runs as the writing role inside the validation triggers; it reads the catalog, which
+-- signed-in users may read.
+create function private.assert_valid_llm_fallbacks(p_fallbacks jsonb, p_profiles jsonb, p_path text)
 returns void
 language plpgsql
 stable
@@ -205,6 +213,26 @@ begin
 end
 $$;
 
+-- Trigger function, as before; it now also reads the organization's profiles (as the writing
+-- role: an admin sees their own organization, the service role every one).
+create or replace function private.validate_processor_configuration()
+returns trigger
+language plpgsql
+set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
+as $$
+begin
+  perform private.assert_valid_processor_configuration(new.configuration);
+  if new.configuration ? 'fallbacks' then
+    perform private.assert_valid_llm_fallbacks(
+      new.configuration -> 'fallbacks',
+      (select o.llm_configuration -> 'profiles' from public.organizations as o where o.id = new.organization_id),
+      'configuration.fallbacks'
+    );
+  end if;
+  return new;
+end
+$$;
+
 -- Invoker: reads the organization's custom providers as the resolving role. `p_profile` itself,
 -- or null when it names a custom provider's model that cannot be used (deleted, inactive, unlisted).
 create function private.usable_llm_profile(p_organization_id uuid, p_profile jsonb)
@@ -220,75 +248,78 @@ as $$
   end
 $$;
 
-drop function private.resolve_llm_fallbacks(uuid, uuid, jsonb);
-
 -- Invoker: runs inside private.resolve_llm_config, as its caller. `p_fallbacks` resolved against
 -- the organization's `p_profiles`, depth first, leaving out the primary target (`p_provider`,
--- `p_model`) and whatever cannot be used.
+-- `p_model`) and whatever cannot be used. plpgsql rather than SQL: a SQL function with its own
+-- settings is never inlined and would plan this recursive query again on every call.
 create function private.resolve_llm_fallbacks(
   p_organization_id uuid, p_profiles jsonb, p_fallbacks jsonb, p_provider text, p_model text
 )
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
 as $$
-  with recursive
-  entry (position, item, seen) as (
-    select array[f.n], f.value, array[]::text[]
-    from jsonb_array_elements(p_fallbacks) with ordinality as f(value, n)
-    union all
-    select e.position || f.n, f.value, e.seen || (e.item #>> '{}')
-    from entry as e
-    cross join lateral jsonb_array_elements(coalesce(p_profiles -> (e.item #>> '{}') -> 'fallbacks', '[]'))
-      with ordinality as f(value, n)
-    where jsonb_typeof(e.item) = 'string' and not (e.item #>> '{}') = any(e.seen) and cardinality(e.position) < 10
-  ),
-  target as (
-    select
-      e.position,
-      coalesce(profile.value ->> 'provider', e.item ->> 'provider') as provider,
-      coalesce(profile.value ->> 'model', e.item ->> 'model') as model,
-      profile.value -> 'settings' as profile_settings,
-      case when jsonb_typeof(e.item) = 'string' then e.item #>> '{}' end as profile_name,
-      profile.value is not null as is_profile
-    from entry as e
-    left join lateral (select p_profiles -> (e.item #>> '{}') as value) as profile
-      on jsonb_typeof(e.item) = 'string'
-    where jsonb_typeof(e.item) = 'object' or profile.value is not null
-  ),
-  usable as (
-    select distinct on (t.provider, t.model)
-      t.*,
-      coalesce(custom.model ->> 'display_name', g.display_name) as display_name,
-      coalesce(custom.model -> 'settings', g.configuration) as configuration,
-      coalesce(custom.model -> 'capabilities', g.capabilities) as capabilities,
-      custom.model ->> 'base_url' as base_url
-    from target as t
-    left join public.llm_global_settings as g on g.provider = t.provider and g.model_name = t.model
-    cross join lateral (
-      select case when t.provider like 'custom:%' then private.custom_llm_model(p_organization_id, t.provider, t.model) end
-    ) as custom (model)
-    -- A catalog entry must still be active; a profile's model may be one the catalog lacks; a
-    -- custom provider must exist, be active and list the model.
-    where case when t.provider like 'custom:%' then custom.model is not null
-               else g.is_active or (t.is_profile and g.provider is null) end
-      and (t.provider, t.model) is distinct from (p_provider, p_model)
-    order by t.provider, t.model, t.position
-  )
-  select coalesce(jsonb_agg(
-    jsonb_strip_nulls(jsonb_build_object('base_url', u.base_url)) || jsonb_build_object(
-      'provider', u.provider,
-      'model', u.model,
-      'display_name', coalesce(u.display_name, u.model),
-      'settings', coalesce(u.configuration, '{}') || coalesce(u.profile_settings, '{}'),
-      'capabilities', coalesce(u.capabilities, '{}'),
-      'profile', u.profile_name,
-      'api_key_source',
-      case when private.has_org_api_key(p_organization_id, u.provider) then 'organization' else 'system' end
-    ) order by u.position
-  ), '[]')
-  from (select * from usable order by position limit 10) as u
+begin
+  return (
+    with recursive
+    entry (position, item, seen) as (
+      select array[f.n], f.value, array[]::text[]
+      from jsonb_array_elements(p_fallbacks) with ordinality as f(value, n)
+      union all
+      select e.position || f.n, f.value, e.seen || (e.item #>> '{}')
+      from entry as e
+      cross join lateral jsonb_array_elements(coalesce(p_profiles -> (e.item #>> '{}') -> 'fallbacks', '[]'))
+        with ordinality as f(value, n)
+      where jsonb_typeof(e.item) = 'string' and not (e.item #>> '{}') = any(e.seen) and cardinality(e.position) < 10
+    ),
+    target as (
+      select
+        e.position,
+        coalesce(profile.value ->> 'provider', e.item ->> 'provider') as provider,
+        coalesce(profile.value ->> 'model', e.item ->> 'model') as model,
+        profile.value -> 'settings' as profile_settings,
+        case when jsonb_typeof(e.item) = 'string' then e.item #>> '{}' end as profile_name,
+        profile.value is not null as is_profile
+      from entry as e
+      left join lateral (select p_profiles -> (e.item #>> '{}') as value) as profile
+        on jsonb_typeof(e.item) = 'string'
+      where jsonb_typeof(e.item) = 'object' or profile.value is not null
+    ),
+    usable as (
+      select distinct on (t.provider, t.model)
+        t.*,
+        coalesce(custom.model ->> 'display_name', g.display_name) as display_name,
+        coalesce(custom.model -> 'settings', g.configuration) as configuration,
+        coalesce(custom.model -> 'capabilities', g.capabilities) as capabilities,
+        custom.model ->> 'base_url' as base_url
+      from target as t
+      left join public.llm_global_settings as g on g.provider = t.provider and g.model_name = t.model
+      cross join lateral (
+        select case when t.provider like 'custom:%' then private.custom_llm_model(p_organization_id, t.provider, t.model) end
+      ) as custom (model)
+      -- A catalog entry must still be active; a profile's model may be one the catalog lacks; a
+      -- custom provider must exist, be active and list the model.
+      where case when t.provider like 'custom:%' then custom.model is not null
+                 else g.is_active or (t.is_profile and g.provider is null) end
+        and (t.provider, t.model) is distinct from (p_provider, p_model)
+      order by t.provider, t.model, t.position
+    )
+    select coalesce(jsonb_agg(
+      jsonb_strip_nulls(jsonb_build_object('base_url', u.base_url)) || jsonb_build_object(
+        'provider', u.provider,
+        'model', u.model,
+        'display_name', coalesce(u.display_name, u.model),
+        'settings', coalesce(u.configuration, '{}') || coalesce(u.profile_settings, '{}'),
+        'capabilities', coalesce(u.capabilities, '{}'),
+        'profile', u.profile_name,
+        'api_key_source',
+        case when private.has_org_api_key(p_organization_id, u.provider) then 'organization' else 'system' end
+      ) order by u.position
+    ), '[]')
+    from (select * from usable order by position limit 10) as u
+  );
+end
 $$;
 
 -- Invoker, as before: a signed-in caller sees only what RLS lets it see, on top of the explicit
@@ -413,40 +444,11 @@ begin
 end
 $$;
 
--- Invoker, as before: RLS and the caller's own organization bound what it can resolve.
-create or replace function public.get_effective_llm_config(p_processor_id uuid default null)
-returns jsonb
-language plpgsql
-stable
-set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
-as $$
-declare
-  v_organization_id uuid := private.current_org_id();
-begin
-  if v_organization_id is null then
-    raise exception using
-      errcode = '42501',
-      message = 'the caller belongs to no organization',
-      hint = 'The token needs app_metadata.organization_id of an organization the user is a member of.';
-  end if;
-  return private.resolve_llm_config(v_organization_id, p_processor_id);
-end
-$$;
-
--- Invoker, as before: only the service role may call it; it bypasses RLS by role attribute.
-create or replace function public.get_effective_llm_config_for_org(p_organization_id uuid, p_processor_id uuid default null)
-returns jsonb
-language plpgsql
-stable
-set search_path = ''  -- empty: the caller's search_path cannot redirect its schema-qualified names
-as $$
-begin
-  return private.resolve_llm_config(p_organization_id, p_processor_id);
-end
-$$;
-
 revoke execute on function private.custom_llm_model(uuid, text, text), private.usable_llm_profile(uuid, jsonb),
-  private.resolve_llm_fallbacks(uuid, jsonb, jsonb, text, text) from public, anon, authenticated, service_role;
+  private.assert_valid_llm_fallbacks(jsonb, jsonb, text), private.resolve_llm_fallbacks(uuid, jsonb, jsonb, text, text)
+from public, anon, authenticated, service_role;
+-- The validation triggers run it as the writing role: signed-in admins and the service role.
+grant execute on function private.assert_valid_llm_fallbacks(jsonb, jsonb, text) to authenticated, service_role;
 -- Resolution runs them as its caller: signed-in users and the service role.
 grant execute on function private.custom_llm_model(uuid, text, text), private.usable_llm_profile(uuid, jsonb),
   private.resolve_llm_fallbacks(uuid, jsonb, jsonb, text, text) to authenticated, service_role;
