@@ -164,6 +164,7 @@ class BilledStream:
         However the consumer stops (the client gone included; close this generator with
         `contextlib.aclosing`), the upstream response is closed and the row still written."""
         failure: GatewayError | None = None
+        ending = CLIENT_GONE
         try:
             try:
                 async for delta in self._stream:
@@ -175,8 +176,12 @@ class BilledStream:
             except GatewayError as exc:  # no row, no completion: as a non-streamed call's 503 or 404
                 failure = failure or exc
             yield billed if failure is None else failure
+        except Exception:
+            ending = "gateway error during the stream"
+            raise
         finally:
-            await self.close()
+            if not self._recorded:
+                await self._finish(ending)
 
     async def close(self) -> None:
         """Write the row unless it is written: the stream was not relayed to its end (the client

@@ -1,4 +1,5 @@
-"""The provider registry and `complete`, the one function that talks to providers."""
+"""The provider registry, `complete` (one chat completion), and what it shares with streamed
+completions (gateway/providers/streaming.py): request preparation and error mapping."""
 
 import email.utils
 import json

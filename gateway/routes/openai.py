@@ -65,7 +65,9 @@ class StreamOptions(msgspec.Struct, forbid_unknown_fields=False):
 class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=False):
     """The fields the gateway honours; any other field the SDK sends is ignored."""
 
-    model: str
+    # processor/<uuid>, profile/<name> or <provider>/<model_name>: a profile name is at most 63
+    # characters, a model id 200, a custom provider's name 31.
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
     messages: list[InMessage]
     temperature: float | None = None
     top_p: float | None = None
@@ -77,6 +79,9 @@ class ChatCompletionRequest(msgspec.Struct, forbid_unknown_fields=False):
     user: Annotated[str, msgspec.Meta(max_length=OPERATION_ID_MAX - len(USER_PREFIX))] | None = None
 
     def __post_init__(self) -> None:
+        # Refused before the database sees it: a NUL cannot be a query parameter.
+        if (problem := unstorable(self.model)) is not None:
+            raise ValueError(f"model {problem}")
         if not any(m.role in ("user", "assistant") for m in self.messages):
             raise ValueError("messages must hold at least one user or assistant message")
         for index, message in enumerate(self.messages):

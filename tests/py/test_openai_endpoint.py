@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import openai
 import pytest
@@ -172,10 +173,23 @@ async def test_each_error_is_the_sdks_matching_exception(
         assert raised.value.status_code == 402 and body["code"] == "budget_exceeded"
 
 
-async def test_a_bad_body_is_a_400_in_openais_shape(gateway: Gateway, member_sdk: openai.AsyncOpenAI) -> None:
+@pytest.mark.parametrize(
+    ("model", "messages"),
+    [
+        ("profile/fast", []),
+        ("profile/fa\u0000st", [{"role": "user", "content": "hi"}]),
+        ("x" * 301, [{"role": "user", "content": "hi"}]),
+        ("", [{"role": "user", "content": "hi"}]),
+    ],
+    ids=["no messages", "NUL in model", "model too long", "empty model"],
+)
+async def test_a_bad_body_is_a_400_in_openais_shape(
+    gateway: Gateway, member_sdk: openai.AsyncOpenAI, model: str, messages: list[Any]
+) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
-        await member_sdk.chat.completions.create(model="profile/fast", messages=[])
+        await member_sdk.chat.completions.create(model=model, messages=messages)
     assert raised.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+    assert gateway.providers.requests == []
 
 
 @pytest.fixture
