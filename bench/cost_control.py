@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -25,28 +24,21 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextlib import ExitStack
-from functools import partial
 from pathlib import Path
 
 import jwt
 import psycopg
 
 from bench.gateway_load import (
-    HOST,
     Load,
     Pids,
     Target,
-    accepts,
-    answers_ready,
-    base_environ,
     cpu_model,
-    started,
-    wait_until,
+    serve_gateway,
     write_wrk_script,
     wrk,
 )
-from devstack.database import build_database, conninfo
-from devstack.postgres import free_port, running_cluster
+from devstack.database import conninfo
 
 DBNAME = "bench_cost_control"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "cost_control.md"
@@ -167,49 +159,28 @@ def main() -> None:
     failures: list[str] = []
     with ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cost-control-")))
-        print("starting PostgreSQL and building the database (migrations + seed)", file=sys.stderr)
-        cluster = stack.enter_context(running_cluster())
-        build_database(cluster.host, cluster.port, cluster.user, DBNAME, legacy_privileges=False)
-        owner = conninfo(cluster.host, cluster.port, "postgres", DBNAME)
+        served = serve_gateway(stack, logs, DBNAME)
+        owner = conninfo(served.host, served.port, "postgres", DBNAME)
         with psycopg.connect(owner, autocommit=True) as conn:
             plain = create_organization(conn, "Plain Org", budget=False)
             budgeted = create_organization(conn, "Budgeted Org", budget=True)
             scale = create_organization(conn, "Scale Org", budget=True)
             postgres_version = str(conn.execute("show server_version").fetchone()[0])  # type: ignore[index]
-        postmaster = int((Path(cluster.datadir) / "postmaster.pid").read_text().split()[0])
-
-        fake_port = free_port()
-        fake = stack.enter_context(
-            started(
-                "fake",
-                [sys.executable, "-m", "tests.fakes.providers", "--port", str(fake_port)],
-                dict(os.environ),
-                logs,
-            )
-        )
-        wait_until(lambda: accepts(fake_port), fake, logs / "fake.log")
-        secret = secrets.token_urlsafe(48)
-        port = free_port()
-        env = base_environ() | {
-            "DATABASE_URL": f"postgresql://postgres@{cluster.host}:{cluster.port}/{DBNAME}",
-            "SUPABASE_JWT_SECRET": secret,
-            "OPENAI_API_KEY": PROVIDER_KEY,
-            "OPENAI_BASE_URL": f"http://{HOST}:{fake_port}/openai/v1",
-            "GATEWAY_HOST": HOST,
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_LOG_LEVEL": "warning",
-        }
-        gateway = stack.enter_context(started("gateway", [sys.executable, "-m", "gateway"], env, logs))
-        url = f"http://{HOST}:{port}"
-        wait_until(partial(answers_ready, url), gateway, logs / "gateway.log")
 
         targets = {}
         for name, (org, admin, processor) in (("no budget", plain), ("hard budget", budgeted)):
             body = {"processor_id": processor, "prompt": PROMPT, "operation_id": f"bench-{name}"}
-            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token(secret, admin, org)}"}
+            headers = {
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {token(served.secret, admin, org)}",
+            }
             script = write_wrk_script(logs / f"{name.replace(' ', '-')}.lua", body, headers)
             targets[name] = Target(
-                name, "-", f"{url}/functions/v1/execute-llm", script, Pids(fake.pid, postmaster, gateway.pid)
+                name,
+                "-",
+                f"{served.url}/functions/v1/execute-llm",
+                script,
+                Pids(served.fake.pid, served.postmaster, served.gateway.pid),
             )
         loads: dict[str, list[Load]] = {name: [] for name in targets}
         for number in range(args.rounds):

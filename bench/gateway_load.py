@@ -940,6 +940,49 @@ def base_environ() -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Served:
+    """PostgreSQL (migrations + seed), the fake provider and `python -m gateway`, all running."""
+
+    host: str  # PostgreSQL's
+    port: int
+    postmaster: int
+    fake: subprocess.Popen[bytes]
+    fake_url: str  # the fake's OpenAI base URL
+    gateway: subprocess.Popen[bytes]
+    url: str  # the gateway's
+    secret: str  # SUPABASE_JWT_SECRET: sign the callers' tokens with it
+
+
+def serve_gateway(stack: ExitStack, logs: Path, dbname: str) -> Served:
+    """Start what the gateway needs, then the gateway with default settings (one worker, the
+    fake as OpenAI); `stack` stops it all."""
+    print("starting PostgreSQL and building the database (migrations + seed)", file=sys.stderr)
+    cluster = stack.enter_context(running_cluster())
+    build_database(cluster.host, cluster.port, cluster.user, dbname, legacy_privileges=False)
+    postmaster = int((Path(cluster.datadir) / "postmaster.pid").read_text().split()[0])
+    fake_port = free_port()
+    fake_argv = [sys.executable, "-m", "tests.fakes.providers", "--port", str(fake_port)]
+    fake = stack.enter_context(started("fake", fake_argv, dict(os.environ), logs))
+    wait_until(lambda: accepts(fake_port), fake, logs / "fake.log")
+    fake_url = f"http://{HOST}:{fake_port}/openai/v1"
+    secret = secrets.token_urlsafe(48)
+    port = free_port()
+    env = base_environ() | {
+        "DATABASE_URL": f"postgresql://postgres@{cluster.host}:{cluster.port}/{dbname}",
+        "SUPABASE_JWT_SECRET": secret,
+        "OPENAI_API_KEY": PROVIDER_KEY,
+        "OPENAI_BASE_URL": fake_url,
+        "GATEWAY_HOST": HOST,
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_LOG_LEVEL": "warning",
+    }
+    gateway = stack.enter_context(started("gateway", [sys.executable, "-m", "gateway"], env, logs))
+    url = f"http://{HOST}:{port}"
+    wait_until(partial(answers_ready, url), gateway, logs / "gateway.log")
+    return Served(cluster.host, cluster.port, postmaster, fake, fake_url, gateway, url, secret)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="rounds over all targets")

@@ -17,34 +17,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import aiohttp
 
 from bench.gateway_load import (
     DEMO_PROCESSOR,
-    HOST,
     MODEL,
     PROMPT,
     PROVIDER_KEY,
-    accepts,
-    answers_ready,
-    base_environ,
     cpu_model,
     demo_token,
-    started,
-    wait_until,
+    serve_gateway,
 )
-from devstack.database import build_database
-from devstack.postgres import free_port, running_cluster
 
 DBNAME = "bench_stream_ttfb"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "stream_ttfb.md"
@@ -117,28 +108,8 @@ def main() -> None:
     started_at = time.monotonic()
     with ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="stream-ttfb-")))
-        print("starting PostgreSQL and building the database (migrations + seed)", file=sys.stderr)
-        cluster = stack.enter_context(running_cluster())
-        build_database(cluster.host, cluster.port, cluster.user, DBNAME, legacy_privileges=False)
-        fake_port = free_port()
-        fake_argv = [sys.executable, "-m", "tests.fakes.providers", "--port", str(fake_port)]
-        fake = stack.enter_context(started("fake", fake_argv, dict(os.environ), logs))
-        wait_until(lambda: accepts(fake_port), fake, logs / "fake.log")
-        fake_url = f"http://{HOST}:{fake_port}/openai/v1"
-        secret = secrets.token_urlsafe(48)
-        port = free_port()
-        env = base_environ() | {
-            "DATABASE_URL": f"postgresql://postgres@{cluster.host}:{cluster.port}/{DBNAME}",
-            "SUPABASE_JWT_SECRET": secret,
-            "OPENAI_API_KEY": PROVIDER_KEY,
-            "OPENAI_BASE_URL": fake_url,
-            "GATEWAY_HOST": HOST,
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_LOG_LEVEL": "warning",
-        }
-        gateway = stack.enter_context(started("gateway", [sys.executable, "-m", "gateway"], env, logs))
-        url = f"http://{HOST}:{port}"
-        wait_until(partial(answers_ready, url), gateway, logs / "gateway.log")
+        served = serve_gateway(stack, logs, DBNAME)
+        fake_url, url, secret = served.fake_url, served.url, served.secret
 
         targets = (
             Target(
