@@ -264,6 +264,7 @@ grant select, insert, update, delete on table public.llm_custom_providers to ser
 -- The operator's allowed networks: changed by the operator only, read by the definer base URL check.
 revoke all on table private.custom_provider_allowed_networks from public, anon, authenticated, service_role;
 
+-- Undo what older projects auto-grant (PUBLIC and every API role); the grant below names who needs it.
 revoke execute on function private.assert_valid_custom_provider_base_url(text, text) from public, anon, authenticated, service_role;
 -- The validation trigger calls it as the writing role: signed-in admins and the service role.
 grant execute on function private.assert_valid_custom_provider_base_url(text, text) to authenticated, service_role;

@@ -214,6 +214,7 @@ begin
 end
 $$;
 
+-- Undo what older projects auto-grant (PUBLIC and every API role); the grant below names who needs it.
 revoke execute on function private.custom_model_prices(uuid, text, text) from public, anon, authenticated, service_role;
 -- Run as their callers by the usage cost trigger (service role), the estimate (signed-in members)
 -- and the reservation function (its owner, who needs no grant).

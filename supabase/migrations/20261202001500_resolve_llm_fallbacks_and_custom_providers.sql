@@ -444,6 +444,7 @@ begin
 end
 $$;
 
+-- Undo what older projects auto-grant (PUBLIC and every API role); the grant below names who needs it.
 revoke execute on function private.custom_llm_model(uuid, text, text), private.usable_llm_profile(uuid, jsonb),
   private.assert_valid_llm_fallbacks(jsonb, jsonb, text), private.resolve_llm_fallbacks(uuid, jsonb, jsonb, text, text)
 from public, anon, authenticated, service_role;

@@ -172,6 +172,7 @@ $$;
 comment on function public.list_llm_models_for_org(uuid) is
 'list_llm_models for an explicit organization. Service role only.';
 
+-- Undo what older projects auto-grant (PUBLIC and every API role); the grant below names who needs it.
 revoke execute on function private.resolve_llm_model_choice(uuid, text), private.llm_model_choices(uuid)
 from public, anon, authenticated, service_role;
 -- The public functions run them as their caller: signed-in users and the service role.
