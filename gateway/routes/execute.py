@@ -148,8 +148,7 @@ async def execute_llm(
         )
     outcome = await pipeline.execute(services, caller, call)
     completion = outcome.billed.completion
-    done = _done(outcome, outcome.billed)
-    answer = ExecuteResponse(content=completion.content, **msgspec.structs.asdict(done))
+    answer = ExecuteResponse(content=completion.content, **_answer_fields(outcome, outcome.billed))
     return Response(answer, headers=headers)
 
 
@@ -160,15 +159,16 @@ async def _events(outcome: CallOutcome[BilledStream]) -> AsyncIterator[bytes]:
             if isinstance(item, str):
                 yield sse_event("delta", {"content": item})
             elif isinstance(item, BilledCompletion):
-                yield sse_event("done", _done(outcome, item))
+                yield sse_event("done", StreamDone(**_answer_fields(outcome, item)))
             else:
                 yield sse_event("error", {"error": {"code": item.code, "message": item.message}})
 
 
-def _done(outcome: CallOutcome[Any], billed: BilledCompletion) -> StreamDone:
+def _answer_fields(outcome: CallOutcome[Any], billed: BilledCompletion) -> dict[str, Any]:
+    """What the JSON answer and a stream's done event say, but the content."""
     config, target = outcome.config, outcome.target
     usage = billed.completion.usage
-    return StreamDone(
+    return dict(
         provider=target.provider,
         model=billed.completion.model,
         usage=UsageOut(
